@@ -1,0 +1,108 @@
+"""The `deployctl` command line: parsing, help, and turning errors into exit codes.
+
+Start-up imports only click and deployctl's light modules; boto3, jinja2 and
+checkov are imported (or run) inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from deployctl import __version__
+from deployctl.commands import artifacts, doctor, infra, local
+from deployctl.commands._common import _merge_flag
+from deployctl.config import Settings
+from deployctl.errors import EXIT_INTERRUPTED, DeployctlError, Interrupted
+
+EPILOG = """\b
+Exit codes: 0 ok, 1 operation or policy failed, 2 usage/config error,
+3 tool missing or too old, 4 refused for safety, 130 interrupted.
+Docs: README.md ("Command reference", "Configuration")."""
+
+
+class DeployctlGroup(click.Group):
+    """Turns DeployctlError into one line on stderr (and JSON with --json) plus its exit code."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)  # keep the order below: the life cycle of a deploy
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DeployctlError as exc:
+            report(exc, ctx.ensure_object(Settings))
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            report(Interrupted("interrupted"), ctx.ensure_object(Settings))
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def report(exc: DeployctlError, settings: Settings) -> None:
+    if settings.debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    line = exc.one_line()
+    if sys.stderr.isatty():
+        click.secho(f"error: {line}", fg="red", err=True)
+    else:
+        click.echo(f"error: {line}", err=True)
+    if settings.json:
+        click.echo(json.dumps(exc.to_dict(), sort_keys=True))
+
+
+@click.group(
+    cls=DeployctlGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
+)
+@click.option("--env", metavar="ENV", default=None, expose_value=False, callback=_merge_flag("env"),
+              help="Environment: a folder under terraform/envs (also DEPLOYCTL_ENV).")
+@click.option("--json", "json_", is_flag=True, default=False, expose_value=False, callback=_merge_flag("json"),
+              help="Machine-readable result on stdout; human text on stderr.")
+@click.option("--debug", is_flag=True, default=False, expose_value=False, callback=_merge_flag("debug"),
+              help="Show tracebacks on errors.")
+@click.option("--terraform-bin", metavar="PATH", default=None, expose_value=False,
+              callback=_merge_flag("terraform_bin"), help="terraform or tofu executable (also DEPLOYCTL_TERRAFORM).")
+@click.option("--checkov-bin", metavar="PATH", default=None, expose_value=False,
+              callback=_merge_flag("checkov_bin"), help="checkov executable (also DEPLOYCTL_CHECKOV).")
+@click.option("--root", metavar="DIR", default=None, expose_value=False, type=click.Path(path_type=Path),
+              callback=_merge_flag("root"), help="Project root (also DEPLOYCTL_ROOT); default: found from the cwd.")
+@click.version_option(__version__, "--version", prog_name="deployctl")
+def cli() -> None:
+    """deployctl: ship an API Gateway + Lambda + DynamoDB backend safely.
+
+    Package and publish Lambda code reproducibly, render per-environment
+    tfvars, run terraform plan/apply behind policy gates, move aliases, and
+    serve the API locally.
+    """
+
+
+for command in (
+    local.local,
+    artifacts.package,
+    artifacts.publish_lambda,
+    artifacts.promote,
+    artifacts.rollback,
+    infra.render,
+    infra.check,
+    infra.plan,
+    infra.apply,
+    infra.outputs,
+    infra.bootstrap,
+    doctor.doctor,
+):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_environ()
+    try:
+        cli.main(args=argv, prog_name="deployctl", obj=settings, standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0

@@ -1,0 +1,78 @@
+"""Options shared by every command, and the glue between click and the core."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import click
+
+from deployctl.config import EnvConfig, Settings
+from deployctl.ui import UI
+
+
+def _merge_flag(name: str):
+    def callback(ctx: click.Context, _param: click.Parameter, value):
+        settings: Settings = ctx.ensure_object(Settings)
+        if value not in (None, False):
+            setattr(settings, name, value)
+        return value
+
+    return callback
+
+
+def common_options(fn: Callable) -> Callable:
+    """--json and --debug, accepted before or after the command name."""
+    fn = click.option("--debug", is_flag=True, default=False, expose_value=False, callback=_merge_flag("debug"),
+                      help="Show tracebacks and tool output on errors.")(fn)
+    fn = click.option("--json", "json_", is_flag=True, default=False, expose_value=False, callback=_merge_flag("json"),
+                      help="Print the result as JSON on stdout (human text goes to stderr).")(fn)
+    return fn
+
+
+def env_option(fn: Callable) -> Callable:
+    """--env ENV (also DEPLOYCTL_ENV)."""
+    return click.option("--env", "env", metavar="ENV", default=None, expose_value=False,
+                        callback=_merge_flag("env"),
+                        help="Environment: a folder under terraform/envs (also DEPLOYCTL_ENV).")(fn)
+
+
+def tool_options(fn: Callable) -> Callable:
+    """--terraform-bin / --checkov-bin, for commands that run those tools."""
+    fn = click.option("--checkov-bin", metavar="PATH", default=None, expose_value=False,
+                      callback=_merge_flag("checkov_bin"),
+                      help="checkov executable (also DEPLOYCTL_CHECKOV).")(fn)
+    fn = click.option("--terraform-bin", metavar="PATH", default=None, expose_value=False,
+                      callback=_merge_flag("terraform_bin"),
+                      help="terraform or tofu executable (also DEPLOYCTL_TERRAFORM).")(fn)
+    return fn
+
+
+def yes_option(fn: Callable) -> Callable:
+    return click.option("--yes", "-y", is_flag=True, default=False, expose_value=False,
+                        callback=_merge_flag("assume_yes"),
+                        help="Do not ask for confirmation (needed for prod in non-interactive use).")(fn)
+
+
+def settings() -> Settings:
+    return click.get_current_context().ensure_object(Settings)
+
+
+def ui() -> UI:
+    s = settings()
+    return UI(json_mode=s.json, assume_yes=s.assume_yes)
+
+
+def load_env(required: bool = True) -> EnvConfig | None:
+    s = settings()
+    if not required and not s.env:
+        return None
+    return s.load_env()
+
+
+def pass_settings(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(settings(), *args, **kwargs)
+
+    return wrapper

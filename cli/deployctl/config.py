@@ -1,0 +1,460 @@
+"""Environment configuration: one place per environment.
+
+``terraform/envs/defaults.toml`` holds what every environment shares (the
+application, its functions, tables, parameters, default capacity, retention,
+throttling and alarm thresholds). ``terraform/envs/<env>/env.toml`` overrides
+any of it for that environment. Tables merge key by key; lists and scalars
+replace.
+
+Precedence for the settings that also have flags or variables:
+    command-line flag  >  DEPLOYCTL_* environment variable  >  env.toml  >  defaults.toml
+
+Everything is validated on load; an error names the file, the dotted key,
+what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployctl.errors import ConfigError, UnknownEnvironment
+from deployctl.schema import Bool, Int, Invalid, ListOf, MapOf, Num, Str, Table
+
+DEFAULTS_FILE = "defaults.toml"
+ENV_FILE = "env.toml"
+ROOT_MARKER = Path("terraform") / "envs" / DEFAULTS_FILE
+
+NAME = r"[a-z][a-z0-9-]{0,30}"
+REGION = r"[a-z]{2}(-gov)?-[a-z]+-\d"
+
+FUNCTION = Table(
+    {
+        # dotted Python path of the handler inside lambda_src/, e.g. "items.create_item.handler"
+        "handler": Str(pattern=r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+", expected_text="a dotted handler path like 'items.create_item.handler'"),
+        "description": Str(),
+        "memory_mb": Int(min=128, max=10240),
+        "timeout_s": Int(min=1, max=900),
+        # 0 = no reservation (unreserved account concurrency)
+        "reserved_concurrency": Int(min=0, max=1000),
+        # tables this function reads and/or writes (names from [tables])
+        "tables_read": ListOf(Str(pattern=NAME)),
+        "tables_write": ListOf(Str(pattern=NAME)),
+        # whether the function reads its configuration from SSM under its prefix
+        "reads_parameters": Bool(),
+        # plain, non-secret environment variables
+        "environment": MapOf(Str(), key_pattern=r"[A-Z][A-Z0-9_]*"),
+    },
+    required=("handler",),
+)
+
+GSI = Table(
+    {
+        "partition_key": Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*"),
+        "partition_key_type": Str(choices=("S", "N", "B")),
+        "sort_key": Str(pattern=r"([A-Za-z_][A-Za-z0-9_.-]*)?"),
+        "sort_key_type": Str(choices=("S", "N", "B")),
+        "projection_type": Str(choices=("ALL", "KEYS_ONLY")),
+    },
+    required=("partition_key",),
+)
+
+CAPACITY = Table(
+    {
+        "read_min": Int(min=1, max=40000),
+        "read_max": Int(min=1, max=40000),
+        "write_min": Int(min=1, max=40000),
+        "write_max": Int(min=1, max=40000),
+        "target_utilization": Num(min=20, max=90),
+    }
+)
+
+TABLE = Table(
+    {
+        "partition_key": Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*"),
+        "partition_key_type": Str(choices=("S", "N", "B")),
+        "sort_key": Str(pattern=r"([A-Za-z_][A-Za-z0-9_.-]*)?"),
+        "sort_key_type": Str(choices=("S", "N", "B")),
+        "billing_mode": Str(choices=("PAY_PER_REQUEST", "PROVISIONED")),
+        "capacity": CAPACITY,
+        "stream": Bool(),
+        "ttl_attribute": Str(pattern=r"([A-Za-z_][A-Za-z0-9_]*)?"),
+        "gsis": MapOf(GSI, key_pattern=r"[A-Za-z][A-Za-z0-9_.-]{2,254}"),
+    },
+    required=("partition_key",),
+)
+
+PARAMETER = Table(
+    {
+        "description": Str(),
+        # a plain value; never put secrets here: set "secure = true" and the value out of band
+        "value": Str(),
+        "secure": Bool(),
+    }
+)
+
+SCHEMA = Table(
+    {
+        "app": Table(
+            {
+                "name": Str(pattern=r"[a-z][a-z0-9-]{1,20}", expected_text="a lowercase name of 2-21 characters"),
+                "owner": Str(),
+                "cost_center": Str(),
+            },
+            required=("name",),
+        ),
+        "aws": Table(
+            {
+                "region": Str(pattern=REGION, expected_text="an AWS region like 'eu-west-1'"),
+                # the account-id guard: the only account this environment may be applied to
+                "account_id": Str(pattern=r"(\d{12})?", expected_text="a 12-digit AWS account id"),
+            },
+            required=("region",),
+        ),
+        "tools": Table(
+            {
+                "terraform": Str(),
+                "checkov": Str(),
+                "terraform_min_version": Str(pattern=r"\d+\.\d+(\.\d+)?"),
+            }
+        ),
+        "state": Table(
+            {
+                # "" = derived: "<app>-tfstate-<account_id>-<region>"
+                "bucket": Str(),
+                # "" = derived: "<app>/<env>/terraform.tfstate"
+                "key": Str(),
+            }
+        ),
+        "artifacts": Table(
+            {
+                "bucket": Str(),  # "" = derived: "<app>-<env>-artifacts-<account_id>"
+                "noncurrent_version_days": Int(min=1, max=3650),
+            }
+        ),
+        "protection": Table(
+            {
+                # prod-style protections: deletion protection, prevent_destroy, no force_destroy
+                "deletion_protection": Bool(),
+                "kms_deletion_window_days": Int(min=7, max=30),
+            }
+        ),
+        "logs": Table({"retention_days": Int(min=1, max=3653)}),
+        "lambda": Table(
+            {
+                "runtime": Str(pattern=r"python3\.(1[2-9]|[2-9]\d)", expected_text="python3.12 or newer"),
+                "architecture": Str(choices=("x86_64", "arm64")),
+                "memory_mb": Int(min=128, max=10240),
+                "timeout_s": Int(min=1, max=900),
+                "log_level": Str(choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+            }
+        ),
+        "functions": MapOf(FUNCTION),
+        "tables": MapOf(TABLE),
+        "parameters": MapOf(PARAMETER, key_pattern=r"[a-z][a-z0-9_/-]*"),
+        "api": Table(
+            {
+                "throttle_rate_limit": Num(min=1, max=100000),
+                "throttle_burst_limit": Int(min=1, max=100000),
+                "cors_allowed_origins": ListOf(Str(pattern=r"\*|https?://[^\s/]+(:\d+)?")),
+                "data_trace": Bool(),
+                "logging_level": Str(choices=("OFF", "ERROR", "INFO")),
+            }
+        ),
+        "alarms": Table(
+            {
+                "email": Str(pattern=r"([^@\s]+@[^@\s]+\.[^@\s]+)?", expected_text="an email address or \"\""),
+                "period_s": Int(min=60, max=86400),
+                "evaluation_periods": Int(min=1, max=100),
+                "api_5xx_threshold": Num(min=0),
+                "api_p99_latency_ms": Num(min=1),
+                "lambda_errors_threshold": Num(min=0),
+                "lambda_throttles_threshold": Num(min=0),
+                "dlq_depth_threshold": Num(min=0),
+                "dynamodb_throttles_threshold": Num(min=0),
+            }
+        ),
+    },
+    required=("app", "aws", "functions", "tables"),
+)
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: ``--root``/``DEPLOYCTL_ROOT``, else the nearest parent of
+    the working directory holding ``terraform/envs/defaults.toml``, else the
+    checkout this package was installed from (editable install)."""
+    explicit = os.environ.get("DEPLOYCTL_ROOT")
+    if start is None and explicit:
+        start = Path(explicit)
+        if not (start / ROOT_MARKER).is_file():
+            raise ConfigError(
+                f"no {ROOT_MARKER} under {start}",
+                where="DEPLOYCTL_ROOT",
+                hint="point it at a deployctl project checkout",
+            )
+        return start.resolve()
+    if start is not None:
+        if (start / ROOT_MARKER).is_file():
+            return start.resolve()
+        raise ConfigError(f"no {ROOT_MARKER} under {start}", where="--root", hint="point it at a deployctl project checkout")
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ROOT_MARKER).is_file():
+            return candidate
+    source_checkout = Path(__file__).resolve().parents[2]
+    if (source_checkout / ROOT_MARKER).is_file():
+        return source_checkout
+    raise ConfigError(
+        f"not inside a deployctl project (no {ROOT_MARKER} here or above)",
+        where=str(here),
+        hint="cd into the project or pass --root / set DEPLOYCTL_ROOT",
+    )
+
+
+def known_envs(root: Path) -> list[str]:
+    envs = root / "terraform" / "envs"
+    return sorted(p.name for p in envs.iterdir() if (p / ENV_FILE).is_file()) if envs.is_dir() else []
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("file not found", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=str(path), hint="fix the syntax") from None
+
+
+def _merge(base: dict, over: Mapping, origin: dict[str, Path], source: Path, prefix: str = "") -> dict:
+    """Deep-merge ``over`` into ``base`` (in place), recording which file set each key."""
+    for key, value in over.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, origin, source, dotted)
+        else:
+            base[key] = copy.deepcopy(value)
+            _mark(origin, dotted, value, source)
+    return base
+
+
+def _mark(origin: dict[str, Path], dotted: str, value: Any, source: Path) -> None:
+    origin[dotted] = source
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _mark(origin, f"{dotted}.{k}", v, source)
+
+
+@dataclass
+class EnvConfig:
+    """The validated, merged configuration of one environment."""
+
+    name: str
+    root: Path
+    data: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    origin: dict[str, Path] = field(default_factory=dict)
+
+    # Convenience accessors used all over the CLI.
+    @property
+    def env_dir(self) -> Path:
+        return self.root / "terraform" / "envs" / self.name
+
+    @property
+    def work_dir(self) -> Path:
+        """Where deployctl keeps this env's generated, git-ignored state (plans, caches, manifests)."""
+        return self.root / ".deployctl" / self.name
+
+    @property
+    def app(self) -> str:
+        return self.data["app"]["name"]
+
+    @property
+    def region(self) -> str:
+        return self.data["aws"]["region"]
+
+    @property
+    def account_id(self) -> str:
+        return self.data["aws"].get("account_id", "")
+
+    @property
+    def functions(self) -> dict[str, dict]:
+        return self.data["functions"]
+
+    @property
+    def tables(self) -> dict[str, dict]:
+        return self.data["tables"]
+
+    @property
+    def prefix(self) -> str:
+        """Resource name prefix, e.g. ``deployctl-demo-dev``."""
+        return f"{self.app}-{self.name}"
+
+    def artifact_bucket(self) -> str:
+        explicit = self.data.get("artifacts", {}).get("bucket", "")
+        if explicit:
+            return explicit
+        account = self.account_id or "local"
+        return f"{self.prefix}-artifacts-{account}"
+
+    def state_bucket(self) -> str:
+        explicit = self.data.get("state", {}).get("bucket", "")
+        if explicit:
+            return explicit
+        account = self.account_id or "local"
+        return f"{self.app}-tfstate-{account}-{self.region}"
+
+    def state_key(self) -> str:
+        return self.data.get("state", {}).get("key", "") or f"{self.app}/{self.name}/terraform.tfstate"
+
+    def where(self, dotted: str) -> str:
+        """The file that set ``dotted`` (for error messages)."""
+        probe = dotted
+        while probe:
+            if probe in self.origin:
+                return str(self.origin[probe])
+            probe = probe.rpartition(".")[0]
+        return str(self.files[-1]) if self.files else "config"
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+
+def load_env(name: str | None, root: Path | None = None) -> EnvConfig:
+    """Load, merge and validate the configuration of environment ``name``."""
+    root = root or find_root()
+    envs = known_envs(root)
+    if not name:
+        raise UnknownEnvironment(
+            "no environment given",
+            hint=f"pass --env or set DEPLOYCTL_ENV; known environments: {', '.join(envs) or 'none'}",
+        )
+    if name not in envs:
+        raise UnknownEnvironment(
+            f"unknown environment '{name}'",
+            where=str(root / "terraform" / "envs"),
+            hint=f"known environments: {', '.join(envs) or 'none'}",
+        )
+    defaults_path = root / "terraform" / "envs" / DEFAULTS_FILE
+    env_path = root / "terraform" / "envs" / name / ENV_FILE
+    origin: dict[str, Path] = {}
+    merged = _merge({}, _read_toml(defaults_path), origin, defaults_path)
+    _merge(merged, _read_toml(env_path), origin, env_path)
+    cfg = EnvConfig(name=name, root=root, data=merged, files=[defaults_path, env_path], origin=origin)
+    try:
+        cfg.data = SCHEMA.check("", merged)
+    except Invalid as exc:
+        where = cfg.where(exc.key)
+        if exc.missing:
+            raise ConfigError(
+                f"key '{exc.key}' is missing: expected {exc.expected}", where=where, hint="add it to the file"
+            ) from None
+        raise ConfigError(
+            f"key '{exc.key}': expected {exc.expected}, found {exc.found_text}",
+            where=where,
+        ) from None
+    _cross_checks(cfg)
+    return cfg
+
+
+def _cross_checks(cfg: EnvConfig) -> None:
+    tables = set(cfg.tables)
+    for fname, fn in cfg.functions.items():
+        for key in ("tables_read", "tables_write"):
+            for t in fn.get(key, []):
+                if t not in tables:
+                    dotted = f"functions.{fname}.{key}"
+                    raise ConfigError(
+                        f"key '{dotted}': expected a table name from [tables] ({', '.join(sorted(tables))}), found {t!r}",
+                        where=cfg.where(dotted),
+                    )
+    for tname, table in cfg.tables.items():
+        cap = table.get("capacity", {})
+        for kind in ("read", "write"):
+            lo, hi = cap.get(f"{kind}_min"), cap.get(f"{kind}_max")
+            if lo is not None and hi is not None and lo > hi:
+                dotted = f"tables.{tname}.capacity.{kind}_max"
+                raise ConfigError(
+                    f"key '{dotted}': expected a number >= {kind}_min ({lo}), found number {hi}",
+                    where=cfg.where(dotted),
+                )
+    if cfg.data.get("protection", {}).get("deletion_protection") and not cfg.account_id:
+        raise ConfigError(
+            "key 'aws.account_id' is missing: a protected environment needs the account-id guard",
+            where=cfg.where("aws.account_id"),
+            hint="set aws.account_id to the 12-digit account this environment lives in",
+        )
+
+
+@dataclass
+class Settings:
+    """Process-wide settings resolved from flags and DEPLOYCTL_* variables.
+
+    A value of ``None`` means "not given on the command line or in the
+    environment"; the env config (then the defaults) decide.
+    """
+
+    env: str | None = None
+    json: bool = False
+    debug: bool = False
+    terraform_bin: str | None = None
+    checkov_bin: str | None = None
+    root: Path | None = None
+    assume_yes: bool = False
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if environ is None else environ
+        return cls(
+            env=e.get("DEPLOYCTL_ENV") or None,
+            json=_truthy(e.get("DEPLOYCTL_JSON")),
+            debug=_truthy(e.get("DEPLOYCTL_DEBUG")),
+            terraform_bin=e.get("DEPLOYCTL_TERRAFORM") or None,
+            checkov_bin=e.get("DEPLOYCTL_CHECKOV") or None,
+            root=Path(e["DEPLOYCTL_ROOT"]) if e.get("DEPLOYCTL_ROOT") else None,
+        )
+
+    def project_root(self) -> Path:
+        return find_root(self.root) if self.root else find_root()
+
+    def load_env(self, name: str | None = None) -> EnvConfig:
+        return load_env(name or self.env, self.project_root())
+
+    def terraform(self, cfg: EnvConfig | None = None) -> str:
+        """flag > DEPLOYCTL_TERRAFORM > env.toml > defaults.toml > 'terraform'."""
+        if self.terraform_bin:
+            return self.terraform_bin
+        if cfg is not None and cfg.get("tools.terraform"):
+            return cfg.get("tools.terraform")
+        return "terraform"
+
+    def checkov(self, cfg: EnvConfig | None = None) -> str:
+        """flag > DEPLOYCTL_CHECKOV > env.toml > defaults.toml > checkov on PATH > the
+        project's own .venv-checkov (made by scripts/setup)."""
+        if self.checkov_bin:
+            return self.checkov_bin
+        if cfg is not None and cfg.get("tools.checkov") and cfg.get("tools.checkov") != "checkov":
+            return cfg.get("tools.checkov")
+        import shutil
+
+        if shutil.which("checkov"):
+            return "checkov"
+        try:
+            local = self.project_root() / ".venv-checkov" / "bin" / "checkov"
+        except ConfigError:
+            return "checkov"
+        return str(local) if local.exists() else "checkov"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}

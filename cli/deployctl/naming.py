@@ -1,0 +1,56 @@
+"""Names and wiring shared by Terraform, the local server and the CLI.
+
+Terraform computes the same values in terraform/envs/*/main.tf locals; tests
+keep the two in step. Keep this module free of heavy imports.
+"""
+
+from __future__ import annotations
+
+from deployctl.config import EnvConfig
+
+LIVE_ALIAS = "live"
+STAGING_ALIAS = "staging"
+OPENAPI_PATH = ("api", "openapi.json")  # relative to the project root
+
+
+def function_name(cfg: EnvConfig, function: str) -> str:
+    """Physical Lambda function name, e.g. ``deployctl-demo-dev-create-item``."""
+    return f"{cfg.prefix}-{function}"
+
+
+def table_name(cfg: EnvConfig, table: str) -> str:
+    """Physical DynamoDB table name, e.g. ``deployctl-demo-dev-items``."""
+    return f"{cfg.prefix}-{table}"
+
+
+def table_env_var(table: str) -> str:
+    """Environment variable carrying a table's name: ``items`` -> ``TABLE_ITEMS``."""
+    return "TABLE_" + table.upper().replace("-", "_")
+
+
+def parameter_prefix(cfg: EnvConfig) -> str:
+    """SSM prefix of the env's parameters, e.g. ``/dev/deployctl-demo/``."""
+    return f"/{cfg.name}/{cfg.app}/"
+
+
+def artifact_key(function: str, sha256_hex: str) -> str:
+    """Content-addressed S3 key of a Lambda zip."""
+    return f"lambda/{function}/{sha256_hex}.zip"
+
+
+def function_environment(cfg: EnvConfig, function: str) -> dict[str, str]:
+    """The environment variables a function runs with (no secrets, ever)."""
+    fn = cfg.functions[function]
+    tables = sorted(set(fn.get("tables_read", [])) | set(fn.get("tables_write", [])))
+    env = {
+        "APP_NAME": cfg.app,
+        "ENVIRONMENT": cfg.name,
+        "LOG_LEVEL": cfg.get("lambda.log_level", "INFO"),
+        "CORS_ALLOWED_ORIGINS": ",".join(cfg.get("api.cors_allowed_origins", [])),
+    }
+    if fn.get("reads_parameters"):
+        env["PARAMETER_PREFIX"] = parameter_prefix(cfg)
+    for t in tables:
+        env[table_env_var(t)] = table_name(cfg, t)
+    env.update(fn.get("environment", {}))
+    return env

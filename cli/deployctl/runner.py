@@ -1,0 +1,129 @@
+"""The one place deployctl starts external tools (terraform/tofu, checkov, pip).
+
+Commands are argument lists, never shell strings. Tests swap the runner with
+:func:`set_runner` (or wrap the default one) to observe or fake a tool.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deployctl.errors import Interrupted, OperationFailed, ToolMissing
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass
+class Runner:
+    """Runs a tool and returns its :class:`Result`.
+
+    ``capture=False`` streams the tool's output to the terminal (used for
+    long terraform runs). Ctrl-C is forwarded to the child, which is then
+    waited for, so terraform can release its state lock before we exit.
+    """
+
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def which(self, tool: str) -> str | None:
+        if os.sep in tool:
+            return tool if os.access(tool, os.X_OK) else None
+        return shutil.which(tool)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        capture: bool = True,
+        input: str | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        argv = [str(a) for a in argv]
+        if not argv:
+            raise ValueError("empty command")
+        exe = self.which(argv[0])
+        if exe is None:
+            raise ToolMissing(
+                f"'{argv[0]}' was not found",
+                hint=f"install it or point deployctl at it; `deployctl doctor` shows how",
+            )
+        full_env = dict(os.environ)
+        full_env.update(self.extra_env)
+        if env:
+            full_env.update(env)
+        pipe = subprocess.PIPE if capture else None
+        try:
+            proc = subprocess.Popen(
+                [exe, *argv[1:]],
+                cwd=str(cwd) if cwd else None,
+                env=full_env,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=pipe,
+                stderr=pipe,
+                text=True,
+            )
+        except OSError as exc:
+            raise OperationFailed(f"could not start {argv[0]}: {exc.strerror}") from exc
+        try:
+            out, err = proc.communicate(input=input, timeout=timeout)
+        except KeyboardInterrupt:
+            # Give the tool the signal (it may be in its own session) and let it
+            # finish cleanly, e.g. terraform releasing its state lock.
+            _forward_and_wait(proc)
+            raise Interrupted(
+                f"interrupted; {Path(argv[0]).name} was stopped and has exited",
+                hint="nothing beyond what it reported was done",
+            ) from None
+        except subprocess.TimeoutExpired:
+            _forward_and_wait(proc)
+            raise OperationFailed(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s") from None
+        return Result(argv=argv, returncode=proc.returncode, stdout=out or "", stderr=err or "")
+
+
+def _forward_and_wait(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGINT)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=60)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.kill()
+        proc.wait()
+
+
+_runner: Runner = Runner()
+
+
+def get_runner() -> Runner:
+    return _runner
+
+
+def set_runner(runner: Runner) -> Runner:
+    """Install ``runner`` as the process-wide runner; returns the previous one."""
+    global _runner
+    previous, _runner = _runner, runner
+    return previous
+
+
+def run(argv: Sequence[str], **kwargs) -> Result:
+    return _runner.run(argv, **kwargs)
