@@ -62,7 +62,7 @@ class Runner:
         if exe is None:
             raise ToolMissing(
                 f"'{argv[0]}' was not found",
-                hint=f"install it or point deployctl at it; `deployctl doctor` shows how",
+                hint="install it or point deployctl at it; `deployctl doctor` shows how",
             )
         full_env = dict(os.environ)
         full_env.update(self.extra_env)
