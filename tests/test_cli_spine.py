@@ -244,3 +244,12 @@ def test_doctor_reports_the_aws_identity_from_the_standard_chain(aws_env):
                           env=aws_env, cwd=ROOT, timeout=180)
     ident = json.loads(proc.stdout)["checks"]["aws-identity"]
     assert ident["ok"] is True and ident["version"] == "123456789012"  # moto's default account
+
+
+def test_secure_parameter_value_in_config_is_refused(project: Path):
+    defaults = project / "terraform/envs/defaults.toml"
+    defaults.write_text(defaults.read_text() + '\n[parameters.api-key]\nsecure = true\nvalue = "s3cr3t-value"\n')
+    result = invoke(["--root", str(project), "render", "--env", "dev"])
+    assert result.exit_code == 2
+    assert "parameters.api-key.value" in result.stderr and "put-parameter" in result.stderr
+    assert "s3cr3t-value" not in result.output + result.stderr

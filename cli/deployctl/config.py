@@ -347,10 +347,22 @@ def load_env(name: str | None, root: Path | None = None) -> EnvConfig:
         )
     defaults_path = root / "terraform" / "envs" / DEFAULTS_FILE
     env_path = root / "terraform" / "envs" / name / ENV_FILE
+    return _build(name, root, [defaults_path, env_path])
+
+
+def load_defaults(root: Path | None = None) -> EnvConfig:
+    """The validated shared configuration (defaults.toml only), for env-less commands like ``package``."""
+    root = root or find_root()
+    return _build("defaults", root, [root / "terraform" / "envs" / DEFAULTS_FILE])
+
+
+def _build(name: str, root: Path, files: list[Path]) -> EnvConfig:
+    """Merge ``files`` in order (later wins), validate, and cross-check."""
     origin: dict[str, Path] = {}
-    merged = _merge({}, _read_toml(defaults_path), origin, defaults_path)
-    _merge(merged, _read_toml(env_path), origin, env_path)
-    cfg = EnvConfig(name=name, root=root, data=merged, files=[defaults_path, env_path], origin=origin)
+    merged: dict = {}
+    for path in files:
+        _merge(merged, _read_toml(path), origin, path)
+    cfg = EnvConfig(name=name, root=root, data=merged, files=files, origin=origin)
     try:
         cfg.data = SCHEMA.check("", merged)
     except Invalid as exc:
@@ -359,10 +371,7 @@ def load_env(name: str | None, root: Path | None = None) -> EnvConfig:
             raise ConfigError(
                 f"key '{exc.key}' is missing: expected {exc.expected}", where=where, hint="add it to the file"
             ) from None
-        raise ConfigError(
-            f"key '{exc.key}': expected {exc.expected}, found {exc.found_text}",
-            where=where,
-        ) from None
+        raise ConfigError(f"key '{exc.key}': expected {exc.expected}, found {exc.found_text}", where=where) from None
     _cross_checks(cfg)
     return cfg
 
@@ -388,6 +397,14 @@ def _cross_checks(cfg: EnvConfig) -> None:
                     f"key '{dotted}': expected a number >= {kind}_min ({lo}), found number {hi}",
                     where=cfg.where(dotted),
                 )
+    for pname, param in cfg.data.get("parameters", {}).items():
+        if param.get("secure") and param.get("value"):
+            dotted = f"parameters.{pname}.value"
+            raise ConfigError(
+                f"key '{dotted}': a secure parameter's value must not be in a config file (it would land in tfvars)",
+                where=cfg.where(dotted),
+                hint=f"remove it and set it out of band: aws ssm put-parameter --type SecureString --overwrite --name {cfg_prefix(cfg)}{pname}",
+            )
     if cfg.data.get("protection", {}).get("deletion_protection") and not cfg.account_id:
         raise ConfigError(
             "key 'aws.account_id' is missing: a protected environment needs the account-id guard",
@@ -458,3 +475,8 @@ class Settings:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cfg_prefix(cfg: EnvConfig) -> str:
+    """SSM prefix of an environment (deployctl.naming.parameter_prefix re-exports it)."""
+    return f"/{cfg.name}/{cfg.app}/"

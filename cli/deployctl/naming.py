@@ -6,7 +6,7 @@ keep the two in step. Keep this module free of heavy imports.
 
 from __future__ import annotations
 
-from deployctl.config import EnvConfig
+from deployctl.config import EnvConfig, cfg_prefix
 
 LIVE_ALIAS = "live"
 STAGING_ALIAS = "staging"
@@ -30,7 +30,12 @@ def table_env_var(table: str) -> str:
 
 def parameter_prefix(cfg: EnvConfig) -> str:
     """SSM prefix of the env's parameters, e.g. ``/dev/deployctl-demo/``."""
-    return f"/{cfg.name}/{cfg.app}/"
+    return cfg_prefix(cfg)
+
+
+def kms_alias(cfg: EnvConfig) -> str:
+    """Alias of the env's KMS key (created by Terraform's kms module), e.g. ``alias/deployctl-demo-dev``."""
+    return f"alias/{cfg.prefix}"
 
 
 def artifact_key(function: str, sha256_hex: str) -> str:
