@@ -1,0 +1,1 @@
+"""Health check: GET /health and GET /."""

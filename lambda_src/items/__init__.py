@@ -1,0 +1,1 @@
+"""Items API: POST /items and GET /items."""

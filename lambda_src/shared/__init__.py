@@ -1,0 +1,1 @@
+"""Code shared by every handler: config, HTTP responses, validation, logging, AWS clients."""

@@ -1,0 +1,1 @@
+"""Users API: /users and /users/{userId} in one handler."""
