@@ -1,0 +1,25 @@
+# Pure locals (only var.*): names and function
+# environments. Must equal deployctl.naming; tests evaluate this file with the
+# real terraform binary and compare with the Python side.
+
+locals {
+  prefix           = "${var.app.name}-${var.environment}"
+  parameter_prefix = "/${var.environment}/${var.app.name}/"
+  kms_alias_name   = local.prefix # alias/<app>-<env>: deployctl publish-lambda looks the key up by it
+  artifact_bucket  = var.artifacts.bucket != "" ? var.artifacts.bucket : "${local.prefix}-artifacts-${var.aws.account_id}"
+
+  # Must equal deployctl.naming.function_environment (a test keeps them in step).
+  function_environment = {
+    for name, fn in var.functions : name => merge(
+      {
+        APP_NAME             = var.app.name
+        ENVIRONMENT          = var.environment
+        LOG_LEVEL            = var.lambda.log_level
+        CORS_ALLOWED_ORIGINS = join(",", var.api.cors_allowed_origins)
+      },
+      fn.reads_parameters ? { PARAMETER_PREFIX = local.parameter_prefix } : {},
+      { for table in setunion(fn.tables_read, fn.tables_write) : "TABLE_${upper(replace(table, "-", "_"))}" => "${local.prefix}-${table}" },
+      fn.environment,
+    )
+  }
+}
