@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from deployctl.commands._common import common_options, env_option, load_env, yes_option
-from deployctl.errors import NotImplementedYet
+from deployctl.commands._common import common_options, env_option, load_env, settings, ui, yes_option
 
 
 @click.command(short_help="Build reproducible Lambda zips from lambda_src/.")
@@ -15,7 +16,21 @@ from deployctl.errors import NotImplementedYet
 @common_options
 def package(functions, output_dir):
     """Build one reproducible zip per function from lambda_src/."""
-    raise NotImplementedYet("package")
+    from deployctl import packaging
+    from deployctl.config import load_defaults
+    from deployctl.ui import table
+
+    cfg = load_env(required=False) or load_defaults(settings().project_root())
+    out = ui()
+    artifacts = packaging.package(cfg, functions, Path(output_dir) if output_dir else None)
+    data = {"functions": {a.function: a.to_dict() for a in artifacts}}
+
+    def human() -> str:
+        rows = [[a.function, str(a.path), a.sha256[:16], str(a.size), str(a.files), "cached" if a.cached else "built"]
+                for a in artifacts]
+        return table(rows, ["function", "zip", "sha256", "bytes", "files", "build"])
+
+    out.result(data, human)
 
 
 @click.command("publish-lambda", short_help="Upload Lambda zips to the versioned artifact bucket.")
@@ -25,8 +40,26 @@ def package(functions, output_dir):
 @common_options
 def publish_lambda(functions, deploy):
     """Package, upload to the env's artifact bucket and record the artifact manifest."""
-    load_env()
-    raise NotImplementedYet("publish-lambda")
+    from deployctl import publish
+    from deployctl.ui import table
+
+    cfg = load_env()
+    out = ui()
+    data = publish.publish(cfg, functions, deploy=deploy, ui=out)
+
+    def human() -> str:
+        rows = []
+        for fn, item in data["functions"].items():
+            dep = data["deployed"].get(fn)
+            staging = "-"
+            if dep:
+                staging = f"v{dep['version']} (unchanged)" if dep["skipped"] else f"{dep['staging_before'] or '-'} -> v{dep['version']}"
+            rows.append([fn, item["sha256"][:16], "uploaded" if item["uploaded"] else "exists", str(item["version_id"]),
+                         staging])
+        text = table(rows, ["function", "sha256", "s3", "version_id", "staging"])
+        return f"{text}\n{data['bytes_uploaded']} bytes uploaded; manifest: {data['manifest']}"
+
+    out.result(data, human)
 
 
 @click.command(short_help="Point the 'live' alias at the 'staging' version (optionally weighted).")
@@ -38,8 +71,12 @@ def publish_lambda(functions, deploy):
 @common_options
 def promote(function, version, weight):
     """Point the 'live' alias at the version 'staging' has, or a canary share of it."""
-    load_env()
-    raise NotImplementedYet("promote")
+    from deployctl import aliases
+
+    cfg = load_env()
+    out = ui()
+    data = aliases.promote(cfg, function, version=version, weight=weight, ui=out)
+    out.result(data, lambda: _before_after(data))
 
 
 @click.command(short_help="Point 'live' back at the version before the last promote.")
@@ -49,5 +86,20 @@ def promote(function, version, weight):
 @common_options
 def rollback(function):
     """Point the 'live' alias back to where it was before the last promote."""
-    load_env()
-    raise NotImplementedYet("rollback")
+    from deployctl import aliases
+
+    cfg = load_env()
+    out = ui()
+    data = aliases.rollback(cfg, function, ui=out)
+    out.result(data, lambda: _before_after(data))
+
+
+def _before_after(data: dict) -> str:
+    def fmt(state: dict) -> str:
+        if state["version"] is None:
+            return "(none)"
+        extra = "".join(f" +{round(w * 100, 2):g}% v{v}" for v, w in sorted(state["weights"].items()))
+        return f"v{state['version']}{extra}"
+
+    verb = "unchanged" if not data["changed"] else "moved"
+    return (f"{data['function_name']} live {verb}\n  before: {fmt(data['before'])}\n  after:  {fmt(data['after'])}")

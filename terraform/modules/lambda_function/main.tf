@@ -155,6 +155,8 @@ resource "aws_lambda_alias" "this" {
   function_version = aws_lambda_function.this.version
 
   lifecycle {
-    ignore_changes = [function_version, routing_config]
+    # After creation the aliases belong to deployctl promote/rollback: the version,
+    # the canary weights, and the description (which holds the rollback history).
+    ignore_changes = [description, function_version, routing_config]
   }
 }

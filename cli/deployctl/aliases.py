@@ -1,0 +1,184 @@
+"""promote and rollback: move the ``live`` alias, keeping an undo history.
+
+History lives in the ``live`` alias itself, in its Description, as compact JSON
+``{"deployctl_previous":["3","2"]}``: the versions ``live`` pointed at before
+each promote, newest first (at most :data:`HISTORY_LIMIT`, within Lambda's
+256-character limit). ``promote`` pushes the previous primary version;
+``rollback`` pops it and points ``live`` back at it with no canary routing.
+
+Every change is one ``UpdateAlias`` call guarded by the alias' RevisionId, so a
+failure leaves the alias as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployctl import aws, naming
+from deployctl.config import EnvConfig
+from deployctl.errors import OperationFailed, Refused, UsageError
+from deployctl.packaging import check_functions
+from deployctl.publish import get_alias, get_function, revision_guard
+from deployctl.ui import UI
+
+HISTORY_KEY = "deployctl_previous"
+HISTORY_LIMIT = 20
+DESCRIPTION_MAX = 256
+
+
+@dataclass
+class AliasState:
+    version: str | None
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, alias: dict | None) -> AliasState:
+        if alias is None:
+            return cls(None)
+        weights = ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")) or {}
+        return cls(alias.get("FunctionVersion"), {str(k): float(v) for k, v in weights.items()})
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "weights": dict(self.weights)}
+
+    def describe(self) -> str:
+        if self.version is None:
+            return "(no alias)"
+        text = f"version {self.version}"
+        for v, w in sorted(self.weights.items()):
+            text += f" (+{round(w * 100, 2):g}% to version {v})"
+        return text
+
+
+def parse_history(description: str | None) -> list[str]:
+    try:
+        data = json.loads(description or "")
+    except ValueError:
+        return []
+    previous = data.get(HISTORY_KEY) if isinstance(data, dict) else None
+    if not isinstance(previous, list):
+        return []
+    return [str(v) for v in previous if str(v).isdigit()]
+
+
+def render_history(history: list[str]) -> str:
+    history = history[:HISTORY_LIMIT]
+    while True:
+        text = json.dumps({HISTORY_KEY: history}, separators=(",", ":"))
+        if len(text) <= DESCRIPTION_MAX or not history:
+            return text
+        history = history[:-1]
+
+
+def needs_confirmation(cfg: EnvConfig) -> bool:
+    return cfg.name == "prod" or bool(cfg.get("protection.deletion_protection"))
+
+
+def _result(cfg: EnvConfig, function: str, physical: str, before: AliasState, after: AliasState,
+            changed: bool, history: list[str], action: str) -> dict:
+    return {
+        "env": cfg.name,
+        "function": function,
+        "function_name": physical,
+        "alias": naming.LIVE_ALIAS,
+        "action": action,
+        "changed": changed,
+        "before": before.to_dict(),
+        "after": after.to_dict(),
+        "history": history,
+    }
+
+
+def _apply(lam: Any, physical: str, live: dict | None, after: AliasState, history: list[str]) -> None:
+    routing = {"AdditionalVersionWeights": after.weights}
+    description = render_history(history)
+    if live is None:
+        lam.create_alias(FunctionName=physical, Name=naming.LIVE_ALIAS, FunctionVersion=after.version,
+                         RoutingConfig=routing, Description=description)
+    else:
+        lam.update_alias(FunctionName=physical, Name=naming.LIVE_ALIAS, FunctionVersion=after.version,
+                         RoutingConfig=routing, Description=description, **revision_guard(live))
+
+
+def promote(cfg: EnvConfig, function: str, *, version: str | None = None, weight: int | None = None,
+            ui: UI | None = None) -> dict:
+    """Point live at ``version`` (default: staging's); with ``weight``, only PCT % of traffic."""
+    ui = ui or UI()
+    check_functions(cfg, [function])
+    physical = naming.function_name(cfg, function)
+    if version is not None and not str(version).isdigit():
+        raise UsageError(f"--version must be a published version number, found {version!r}", where="--version")
+    if weight is not None and not 1 <= weight <= 99:
+        raise UsageError(f"--weight must be between 1 and 99, found {weight}", where="--weight")
+    lam = aws.client("lambda", cfg.region)
+    with aws.errors(f"promote {function}", physical):
+        get_function(lam, physical)
+        live = get_alias(lam, physical, naming.LIVE_ALIAS)
+        if version is None:
+            staging = get_alias(lam, physical, naming.STAGING_ALIAS)
+            if staging is None or not str(staging.get("FunctionVersion", "")).isdigit():
+                raise Refused(
+                    f"the staging alias of '{physical}' points at no published version",
+                    hint="run publish-lambda --deploy first, or pass --version N",
+                )
+            version = staging["FunctionVersion"]
+        target = str(version)
+        get_function(lam, physical, target)  # the version must exist
+        before = AliasState.of(live)
+        history = parse_history(live.get("Description") if live else None)
+        if weight is not None:
+            if before.version is None:
+                raise UsageError(f"'{physical}' has no live version to keep as primary",
+                                 hint="promote without --weight first")
+            if before.version == target:
+                raise UsageError(f"version {target} is already live on '{physical}'", where="--weight")
+            after = AliasState(before.version, {target: round(weight / 100, 4)})
+        else:
+            after = AliasState(target, {})
+        if after == before:
+            ui.info(f"{physical}: live already at {before.describe()}; nothing to do")
+            return _result(cfg, function, physical, before, after, False, history, "promote")
+        new_history = list(history)
+        if before.version is not None:  # also for a canary: rollback then drops it
+            if not new_history or new_history[0] != before.version:
+                new_history.insert(0, before.version)
+        ui.info(f"{physical} live: {before.describe()} -> {after.describe()}")
+        if needs_confirmation(cfg):
+            ui.confirm(f"Move live of {physical} in {cfg.name}?", what=f"promoting {function} in {cfg.name}")
+        _apply(lam, physical, live, after, new_history)
+        result = AliasState.of(get_alias(lam, physical, naming.LIVE_ALIAS))
+    if result != after:
+        raise OperationFailed(f"live of '{physical}' is at {result.describe()} after the update, expected {after.describe()}",
+                              hint="someone else moved it meanwhile; check and re-run")
+    return _result(cfg, function, physical, before, after, True, new_history[:HISTORY_LIMIT], "promote")
+
+
+def rollback(cfg: EnvConfig, function: str, *, ui: UI | None = None) -> dict:
+    """Point live back to the version it had before the last promote (clearing any canary)."""
+    ui = ui or UI()
+    check_functions(cfg, [function])
+    physical = naming.function_name(cfg, function)
+    lam = aws.client("lambda", cfg.region)
+    with aws.errors(f"roll back {function}", physical):
+        get_function(lam, physical)
+        live = get_alias(lam, physical, naming.LIVE_ALIAS)
+        history = parse_history(live.get("Description") if live else None)
+        if live is None or not history:
+            raise Refused(
+                f"no earlier live version of '{physical}' is recorded",
+                hint="nothing was changed; point live explicitly with promote --version N",
+            )
+        before = AliasState.of(live)
+        after = AliasState(history[0], {})
+        get_function(lam, physical, after.version)
+        ui.info(f"{physical} live: {before.describe()} -> {after.describe()}")
+        if needs_confirmation(cfg):
+            ui.confirm(f"Roll back live of {physical} in {cfg.name}?", what=f"rolling back {function} in {cfg.name}")
+        _apply(lam, physical, live, after, history[1:])
+        result = AliasState.of(get_alias(lam, physical, naming.LIVE_ALIAS))
+    if result != after:
+        raise OperationFailed(f"live of '{physical}' is at {result.describe()} after the update, expected {after.describe()}",
+                              hint="someone else moved it meanwhile; check and re-run")
+    return _result(cfg, function, physical, before, after, True, history[1:], "rollback")

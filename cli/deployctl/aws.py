@@ -1,0 +1,184 @@
+"""boto3 clients with bounded retries, and AWS errors turned into deployctl errors.
+
+Every AWS call in deployctl goes through :func:`client` (standard credential
+chain: profiles, SSO, ``AWS_REGION``, ``AWS_ENDPOINT_URL``) and runs inside
+:func:`errors`, which turns botocore exceptions into one-line
+:mod:`deployctl.errors` with the AWS error code in the message.
+
+Retries: botocore's ``standard`` mode (exponential backoff with jitter on
+throttling, 5xx and connection errors). Bounded by, in order:
+``DEPLOYCTL_AWS_MAX_ATTEMPTS`` > ``AWS_MAX_ATTEMPTS`` > 5 attempts; the mode by
+``DEPLOYCTL_AWS_RETRY_MODE`` (``standard`` or ``adaptive``).
+
+boto3/botocore are imported inside the functions (never on ``deployctl --help``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from deployctl.errors import ConfigError, DeployctlError, OperationFailed
+
+DEFAULT_MAX_ATTEMPTS = 5
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+    }
+)
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "KMS.AccessDeniedException"}
+)
+CREDENTIAL_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
+     "UnrecognizedClientException"}
+)
+
+
+def max_attempts() -> int:
+    for var in ("DEPLOYCTL_AWS_MAX_ATTEMPTS", "AWS_MAX_ATTEMPTS"):
+        raw = os.environ.get(var, "").strip()
+        if raw:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{var} must be a whole number, found {raw!r}", where=var) from None
+            if not 1 <= value <= 20:
+                raise ConfigError(f"{var} must be between 1 and 20, found {value}", where=var)
+            return value
+    return DEFAULT_MAX_ATTEMPTS
+
+
+def retry_mode() -> str:
+    mode = os.environ.get("DEPLOYCTL_AWS_RETRY_MODE", "").strip() or "standard"
+    if mode not in ("standard", "adaptive"):
+        raise ConfigError(f"DEPLOYCTL_AWS_RETRY_MODE must be 'standard' or 'adaptive', found {mode!r}",
+                          where="DEPLOYCTL_AWS_RETRY_MODE")
+    return mode
+
+
+def client(service: str, region: str | None = None, **config: Any) -> Any:
+    """A boto3 client for ``service`` with bounded retries and timeouts.
+
+    Clients are thread-safe and may be shared with worker threads; creating
+    them is serialised here (boto3 sessions are not thread-safe).
+    """
+    from botocore.config import Config
+
+    settings: dict[str, Any] = {
+        "retries": {"mode": retry_mode(), "total_max_attempts": max_attempts()},
+        "connect_timeout": 10,
+        "read_timeout": 60,
+        "user_agent_extra": "deployctl",
+        "max_pool_connections": 16,
+    }
+    settings.update(config)
+    with errors(f"create {service} client"), _LOCK:
+        return _session().client(service, region_name=region, config=Config(**settings))
+
+
+_LOCK = threading.Lock()
+_SESSIONS: dict[tuple, Any] = {}
+_LOADER: list[Any] = []
+
+
+def _session() -> Any:
+    """One boto3 session per set of AWS_* variables; all share one model loader (parsing
+    the service models is the slow part of making a client)."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    if key not in _SESSIONS:
+        import boto3.session
+        import botocore.session
+
+        core = botocore.session.get_session()
+        if _LOADER:
+            core.register_component("data_loader", _LOADER[0])
+        session = boto3.session.Session(botocore_session=core)
+        loader = core.get_component("data_loader")
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+        _LOADER[:] = [loader]
+        _SESSIONS.clear()
+        _SESSIONS[key] = session
+    return _SESSIONS[key]
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError (``None`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code") or None
+    return None
+
+
+def translate(exc: BaseException, action: str, where: str | None = None) -> DeployctlError:
+    """A deployctl error for a botocore/boto3 exception raised while doing ``action``."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.ClientError):
+        code = error_code(exc) or "Unknown"
+        message = exc.response.get("Error", {}).get("Message") or str(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in THROTTLING_CODES:
+            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            return OperationFailed(
+                f"{action}: throttled by AWS ({code}) after {attempts} attempt(s)",
+                where=where,
+                hint="retry later, or raise DEPLOYCTL_AWS_MAX_ATTEMPTS",
+            )
+        if code in ACCESS_DENIED_CODES or status == 403 and code not in CREDENTIAL_CODES:
+            return OperationFailed(
+                f"{action}: access denied ({code}): {message}",
+                where=where,
+                hint="check the IAM permissions of the credentials in use (aws sts get-caller-identity)",
+            )
+        if code in CREDENTIAL_CODES:
+            return ConfigError(
+                f"{action}: AWS rejected the credentials ({code})",
+                where=where,
+                hint="refresh them (aws sso login) or select another AWS_PROFILE",
+            )
+        return OperationFailed(f"{action}: {code}: {message}", where=where)
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return ConfigError(
+            f"{action}: no AWS credentials found",
+            where=where,
+            hint="set AWS_PROFILE, run aws sso login, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+    if isinstance(exc, bx.NoRegionError):
+        return ConfigError(f"{action}: no AWS region", where=where, hint="set aws.region in the env config or AWS_REGION")
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ConnectTimeoutError
+                  | bx.ReadTimeoutError | bx.ConnectionError | bx.HTTPClientError):
+        return OperationFailed(
+            f"{action}: network error talking to AWS ({type(exc).__name__}) after {max_attempts()} attempt(s)",
+            where=where,
+            hint="check connectivity/AWS_ENDPOINT_URL and re-run; nothing was recorded",
+        )
+    if isinstance(exc, bx.BotoCoreError):
+        return OperationFailed(f"{action}: {type(exc).__name__}: {exc}", where=where)
+    return OperationFailed(f"{action}: {type(exc).__name__}: {exc}", where=where)
+
+
+@contextmanager
+def errors(action: str, where: str | None = None) -> Iterator[None]:
+    """Run AWS calls; re-raise botocore exceptions as deployctl errors."""
+    try:
+        yield
+    except DeployctlError:
+        raise
+    except Exception as exc:
+        module = type(exc).__module__ or ""
+        if module.startswith(("botocore", "boto3", "urllib3")):
+            raise translate(exc, action, where) from exc
+        raise

@@ -1,0 +1,100 @@
+"""The artifact manifest: which code each environment runs.
+
+``terraform/envs/<env>/artifacts.json`` (committable, like a lockfile)::
+
+    {"schema": 1, "env": "dev", "functions": {"<fn>": {"bucket": ..., "key": "lambda/<fn>/<sha>.zip",
+     "version_id": ..., "sha256": "<hex>", "code_sha256": "<base64>", "size": N, "published_at": "<ISO UTC>"}}}
+
+Written by ``deployctl publish-lambda`` (atomically: temp file, fsync, rename),
+read by ``deployctl render`` to fill ``s3_key``/``s3_object_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from deployctl.config import EnvConfig
+from deployctl.errors import ConfigError, OperationFailed
+
+SCHEMA_VERSION = 1
+FILENAME = "artifacts.json"
+ENTRY_KEYS = ("bucket", "key", "version_id", "sha256", "code_sha256", "size", "published_at")
+
+
+def manifest_path(cfg: EnvConfig) -> Path:
+    return cfg.env_dir / FILENAME
+
+
+def empty_manifest(cfg: EnvConfig) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "env": cfg.name, "functions": {}}
+
+
+def load_manifest(cfg: EnvConfig) -> dict[str, Any]:
+    """The env's manifest; an empty ``functions`` map if the file does not exist yet."""
+    path = manifest_path(cfg)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return empty_manifest(cfg)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc}", where=str(path),
+                          hint="restore it from git or re-run deployctl publish-lambda") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or not isinstance(data.get("functions"), dict):
+        raise ConfigError(f"not an artifact manifest of schema {SCHEMA_VERSION}", where=str(path),
+                          hint="restore it from git or re-run deployctl publish-lambda")
+    if data.get("env") != cfg.name:
+        raise ConfigError(f"manifest is for env {data.get('env')!r}, not {cfg.name!r}", where=str(path))
+    for fn, entry in data["functions"].items():
+        missing = [k for k in ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
+        if missing:
+            raise ConfigError(f"function {fn!r} lacks {', '.join(missing)}", where=str(path),
+                              hint="re-run deployctl publish-lambda")
+    return data
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def write_manifest(cfg: EnvConfig, data: dict[str, Any]) -> Path:
+    """Write the manifest atomically (temp file in the same directory, fsync, rename)."""
+    path = manifest_path(cfg)
+    tmp = prepare(path, data)
+    commit(tmp, path)
+    return path
+
+
+def prepare(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` to a temp file beside ``path``; :func:`commit` renames it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(dumps(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(name, 0o644)
+    except OSError as exc:
+        raise OperationFailed(f"could not write the manifest: {exc.strerror}", where=str(path)) from exc
+    return Path(name)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        discard(tmp)
+        raise OperationFailed(f"could not write the manifest: {exc.strerror}", where=str(path)) from exc
+
+
+def discard(tmp: Path) -> None:
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,358 @@
+"""deployctl package: file selection, reproducible zip bytes, the build cache, requirements."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from deployctl import packaging, runner
+from deployctl.cli import cli
+from deployctl.config import Settings, load_defaults, load_env
+from deployctl.errors import ConfigError, UsageError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "lambda_src_demo"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_project(dest: Path, *, umask: int | None = None, mtime: float | None = None) -> Path:
+    """Copy the fixture project to ``dest`` (optionally under another umask, with other mtimes)."""
+    old = os.umask(umask) if umask is not None else None
+    try:
+        shutil.copytree(FIXTURE, dest, copy_function=shutil.copyfile)  # modes from the umask, like a fresh clone
+    finally:
+        if old is not None:
+            os.umask(old)
+    if mtime is not None:
+        for path in dest.rglob("*"):
+            os.utime(path, (mtime, mtime))
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "proj")
+
+
+def names(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as zf:
+        return zf.namelist()
+
+
+def invoke(args: list[str], root: Path, **env: str):
+    env = {"DEPLOYCTL_ROOT": str(root), **env}
+    return CliRunner().invoke(cli, args, obj=Settings.from_environ(env), env=env, catch_exceptions=False)
+
+
+def assert_importable(zip_path: Path, handler: str, tmp: Path) -> None:
+    """Extract the zip alone and import the handler from it in a fresh interpreter."""
+    target = tmp / zip_path.stem
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(target)
+    module, _, attr = handler.rpartition(".")
+    code = (f"import sys; sys.path.insert(0, '.'); import importlib; m = importlib.import_module({module!r}); "
+            f"assert callable(getattr(m, {attr!r}))")
+    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=target, capture_output=True, text=True,
+                          env={**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- selection ---------------------------------------------------------------------------------
+
+
+def test_each_function_gets_its_handler_and_exactly_the_shared_code_it_imports(project, tmp_path):
+    (project / "lambda_src/svc/__pycache__").mkdir()
+    (project / "lambda_src/svc/__pycache__/alpha.cpython-311.pyc").write_bytes(b"junk")
+    (project / "lambda_src/shared/.DS_Store").write_bytes(b"junk")
+    cfg = load_defaults(project)
+    arts = {a.function: a for a in packaging.package(cfg, output_dir=tmp_path / "out")}
+    assert names(arts["alpha"].path) == [
+        "shared/__init__.py", "shared/util.py", "svc/__init__.py", "svc/alpha.py", "svc/common.py"]
+    assert names(arts["beta"].path) == ["shared/__init__.py", "shared/fmt.py", "svc/__init__.py", "svc/beta.py"]
+    assert names(arts["gamma"].path) == ["other/gamma.py"]
+    for fn, art in arts.items():
+        assert art.files == len(names(art.path))
+        assert_importable(art.path, cfg.functions[fn]["handler"], tmp_path / "x")
+
+
+def test_zip_entries_are_normalised(project, tmp_path):
+    script = project / "lambda_src/svc/alpha.py"
+    script.chmod(0o700)
+    (project / "lambda_src/svc/common.py").chmod(0o600)
+    art = packaging.package(load_defaults(project), ["alpha"], tmp_path / "out")[0]
+    with zipfile.ZipFile(art.path) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+    assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos.values())
+    assert all(i.compress_type == zipfile.ZIP_DEFLATED and i.create_system == 3 for i in infos.values())
+    assert infos["svc/alpha.py"].external_attr >> 16 == 0o100755
+    assert infos["svc/common.py"].external_attr >> 16 == 0o100644
+    assert not any(n.startswith("/") or ".." in n for n in infos)
+    raw = art.path.read_bytes()
+    assert str(project).encode() not in raw and str(tmp_path).encode() not in raw
+
+
+def test_identical_bytes_across_directories_umasks_and_mtimes(tmp_path, monkeypatch):
+    one = make_project(tmp_path / "a", umask=0o022, mtime=1_000_000_000)
+    two = make_project(tmp_path / "elsewhere" / "b", umask=0o077, mtime=1_700_000_000)
+    (two / "lambda_src/shared/__pycache__").mkdir(mode=0o700)
+    (two / "lambda_src/shared/__pycache__/util.cpython-312.pyc").write_bytes(b"\x00")
+    first = {a.function: a for a in packaging.package(load_defaults(one))}
+    monkeypatch.setenv("TZ", "America/New_York")
+    second = {a.function: a for a in packaging.package(load_defaults(two))}
+    assert first.keys() == second.keys() == {"alpha", "beta", "gamma"}
+    for fn in first:
+        assert first[fn].path.read_bytes() == second[fn].path.read_bytes()
+        assert first[fn].input_hash == second[fn].input_hash  # no machine path in the cache key
+        assert first[fn].sha256 == second[fn].sha256
+        assert not first[fn].cached and not second[fn].cached
+
+
+def test_sha256_forms_match_the_bytes(project):
+    import base64
+    import hashlib
+
+    art = packaging.package(load_defaults(project), ["gamma"])[0]
+    digest = hashlib.sha256(art.path.read_bytes()).digest()
+    assert art.sha256 == digest.hex()
+    assert art.code_sha256 == base64.b64encode(digest).decode()
+    assert art.size == art.path.stat().st_size
+
+
+def test_source_date_epoch_sets_timestamps(project, tmp_path, monkeypatch):
+    cfg = load_defaults(project)
+    plain = packaging.package(cfg, ["gamma"], tmp_path / "plain")[0]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    dated = packaging.package(cfg, ["gamma"], tmp_path / "dated")[0]
+    assert dated.sha256 != plain.sha256 and dated.input_hash != plain.input_hash
+    with zipfile.ZipFile(dated.path) as zf:
+        assert zf.infolist()[0].date_time[:3] == (2023, 11, 14)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
+        packaging.package(cfg, ["gamma"])
+
+
+# -- cache -------------------------------------------------------------------------------------
+
+
+def test_unchanged_functions_come_from_the_cache(project, monkeypatch):
+    cfg = load_defaults(project)
+    cold = {a.function: a for a in packaging.package(cfg)}
+    assert not any(a.cached for a in cold.values())
+    assert sorted(p.name for p in (project / ".deployctl/cache/package").glob("*.zip")) == sorted(
+        f"{a.input_hash}.zip" for a in cold.values())
+
+    built: list[str] = []
+    real_write = packaging.write_zip
+    monkeypatch.setattr(packaging, "write_zip", lambda entries, dest, epoch: (built.append(dest.stem),
+                                                                               real_write(entries, dest, epoch)))
+    warm = {a.function: a for a in packaging.package(cfg)}
+    assert built == [] and all(a.cached for a in warm.values())
+    assert {f: a.sha256 for f, a in warm.items()} == {f: a.sha256 for f, a in cold.items()}
+
+    # a change to shared/fmt.py rebuilds beta only; touching a file (mtime only) rebuilds nothing
+    os.utime(project / "lambda_src/shared/util.py", (2_000_000_000, 2_000_000_000))
+    (project / "lambda_src/shared/fmt.py").write_text("def dumps(value):\n    return repr(value)\n")
+    after = {a.function: a for a in packaging.package(cfg)}
+    assert [f for f, a in after.items() if not a.cached] == ["beta"]
+    assert after["beta"].sha256 != cold["beta"].sha256
+    assert after["alpha"].sha256 == cold["alpha"].sha256
+
+
+def test_a_corrupted_cache_entry_is_rebuilt(project):
+    cfg = load_defaults(project)
+    art = packaging.package(cfg, ["alpha"])[0]
+    cached = project / ".deployctl/cache/package" / f"{art.input_hash}.zip"
+    cached.write_bytes(b"truncated")
+    again = packaging.package(cfg, ["alpha"])[0]
+    assert not again.cached and again.sha256 == art.sha256
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_unknown_function_is_a_usage_error(project):
+    with pytest.raises(UsageError, match="unknown function 'nope'") as exc:
+        packaging.package(load_defaults(project), ["nope"])
+    assert "alpha, beta, gamma" in exc.value.hint
+
+
+def test_missing_handler_module_and_attribute_and_syntax_errors(project):
+    cfg = load_defaults(project)
+    (project / "lambda_src/other/gamma.py").unlink()
+    with pytest.raises(ConfigError, match="handler module 'other.gamma' not found") as exc:
+        packaging.package(cfg, ["gamma"])
+    assert exc.value.where == "functions.gamma.handler"
+    (project / "lambda_src/other/gamma.py").write_text("def main(event, context):\n    return 1\n")
+    with pytest.raises(ConfigError, match="'handler' is not defined"):
+        packaging.package(cfg, ["gamma"])
+    (project / "lambda_src/shared/util.py").write_text("def shout(:\n")
+    with pytest.raises(ConfigError, match="syntax error") as exc:
+        packaging.package(cfg, ["alpha"])
+    assert exc.value.where == "lambda_src/shared/util.py:1"
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_package_json_without_env(project, tmp_path):
+    result = invoke(["package", "--json", "--output-dir", str(tmp_path / "dist")], project)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["functions"]
+    assert set(data) == {"alpha", "beta", "gamma"}
+    for fn, item in data.items():
+        path = Path(item["path"])
+        assert path == tmp_path / "dist" / f"{fn}.zip" and path.stat().st_size == item["size"]
+        assert {"sha256", "code_sha256", "size", "files"} <= set(item)
+        assert len(item["sha256"]) == 64 and item["code_sha256"].endswith("=")
+
+
+def test_cli_package_with_env_and_one_function(project):
+    result = invoke(["package", "--env", "dev", "--function", "gamma"], project)
+    assert result.exit_code == 0, result.output
+    assert "gamma" in result.stdout and "alpha" not in result.stdout
+    assert (project / ".deployctl/dist/gamma.zip").is_file()
+
+
+def test_cli_unknown_function_one_line_exit_2(project):
+    result = invoke(["package", "--function", "nope"], project)
+    assert result.exit_code == 2
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "unknown function 'nope'" in lines[0] and "Traceback" not in result.output
+
+
+def test_env_architecture_changes_the_build(project):
+    (project / "terraform/envs/dev/env.toml").write_text('[aws]\naccount_id = "111111111111"\n\n[lambda]\narchitecture = "arm64"\n')
+    x86 = packaging.package(load_defaults(project), ["gamma"])[0]
+    arm = packaging.package(load_env("dev", project), ["gamma"])[0]
+    assert x86.input_hash != arm.input_hash
+    assert x86.sha256 == arm.sha256  # pure-Python code: same bytes, different cache entry
+
+
+# -- requirements (real pip, offline: a local wheel through PIP_NO_INDEX/PIP_FIND_LINKS) ----------
+
+
+def _wheel(dest: Path) -> Path:
+    """A tiny pure-Python wheel with tests, a console script and a RECORD."""
+    files = {
+        "tinydep/__init__.py": "VALUE = 42\n",
+        "tinydep/cli.py": "def main():\n    return 0\n",
+        "tinydep/tests/test_tiny.py": "def test():\n    pass\n",
+        "tinydep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
+        "tinydep-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "tinydep-1.0.dist-info/entry_points.txt": "[console_scripts]\ntinydep = tinydep.cli:main\n",
+        "tinydep-1.0.dist-info/top_level.txt": "tinydep\n",
+    }
+    import base64
+    import hashlib
+
+    record = io.StringIO()
+    w = csv.writer(record, lineterminator="\n")
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        w.writerow([name, f"sha256={digest}", len(text.encode())])
+    w.writerow(["tinydep-1.0.dist-info/RECORD", "", ""])
+    files["tinydep-1.0.dist-info/RECORD"] = record.getvalue()
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "tinydep-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+@pytest.mark.slow
+def test_requirements_installed_for_the_lambda_platform_and_normalised(project, tmp_path, monkeypatch):
+    wheels = tmp_path / "wheels"
+    _wheel(wheels)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    req = project / "lambda_src/requirements/gamma.txt"
+    req.parent.mkdir()
+    req.write_text("tinydep==1.0\n")
+
+    seen: list[list[str]] = []
+
+    class Recording(runner.Runner):
+        def run(self, argv, **kwargs):
+            seen.append([str(a) for a in argv])
+            return super().run(argv, **kwargs)
+
+    previous = runner.set_runner(Recording())
+    try:
+        cfg = load_defaults(project)
+        art = packaging.package(cfg, ["gamma"], tmp_path / "out")[0]
+        again = packaging.package(cfg, ["gamma"], tmp_path / "out2")[0]
+    finally:
+        runner.set_runner(previous)
+
+    assert len(seen) == 1, "the second build is a cache hit: pip not run again"
+    argv = seen[0]
+    assert argv[1:4] == ["-m", "pip", "install"]
+    for flag in ("--only-binary=:all:", "--no-compile"):
+        assert flag in argv
+    assert argv[argv.index("--python-version") + 1] == "3.12"
+    assert argv[argv.index("--implementation") + 1] == "cp"
+    assert "manylinux2014_x86_64" in argv
+    assert again.cached and again.sha256 == art.sha256
+
+    listing = names(art.path)
+    assert "other/gamma.py" in listing and "tinydep/__init__.py" in listing
+    assert not any(n.startswith("bin/") or "/tests/" in n or n.endswith(".pyc") for n in listing), listing
+    with zipfile.ZipFile(art.path) as zf:
+        record = zf.read("tinydep-1.0.dist-info/RECORD").decode()
+    rows = list(csv.reader(io.StringIO(record)))
+    paths = [r[0] for r in rows]
+    assert paths == sorted(paths) and "tinydep/__init__.py" in paths
+    assert not any(p.startswith("/") or ".." in p or p.startswith("bin/") or "/tests/" in p for p in paths)
+    assert str(tmp_path).encode() not in art.path.read_bytes()
+    assert_importable(art.path, "tinydep.cli.main", tmp_path / "imp")
+
+    # a requirements change rebuilds (and reinstalls)
+    req.write_text("tinydep==1.0\n# pinned\n")
+    changed = packaging.package(cfg, ["gamma"], tmp_path / "out3")[0]
+    assert not changed.cached
+
+
+def test_pip_failure_is_one_clear_error(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty"))
+    req = project / "lambda_src/requirements/gamma.txt"
+    req.parent.mkdir()
+    req.write_text("definitely-not-here==9.9\n")
+    with pytest.raises(Exception) as exc:
+        packaging.package(load_defaults(project), ["gamma"])
+    assert type(exc.value).__name__ == "OperationFailed"
+    assert "pip could not install" in exc.value.message
+    assert exc.value.where == "lambda_src/requirements/gamma.txt"
+
+
+# -- the real lambda_src -----------------------------------------------------------------------
+
+
+def test_real_lambda_src_packages_and_imports(tmp_path):
+    handlers = list((ROOT / "lambda_src").rglob("*.py")) if (ROOT / "lambda_src").is_dir() else []
+    if not handlers:
+        pytest.skip("lambda_src/ has no handlers yet")
+    proj = tmp_path / "real"
+    (proj / "terraform/envs").mkdir(parents=True)
+    shutil.copy(ROOT / "terraform/envs/defaults.toml", proj / "terraform/envs/defaults.toml")
+    shutil.copytree(ROOT / "lambda_src", proj / "lambda_src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+    cfg = load_defaults(proj)
+    arts = packaging.package(cfg)
+    assert {a.function for a in arts} == set(cfg.functions)
+    for art in arts:
+        listing = names(art.path)
+        handler_file = cfg.functions[art.function]["handler"].rpartition(".")[0].replace(".", "/") + ".py"
+        assert handler_file in listing
+        assert not any("__pycache__" in n or n.endswith(".pyc") or "/tests/" in n for n in listing)
+        assert_importable(art.path, cfg.functions[art.function]["handler"], tmp_path / "imp")
