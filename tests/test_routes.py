@@ -65,3 +65,28 @@ def test_local_server_serves_exactly_the_openapi_routes():
     assert match(table, "/users")[0].template == "/users"
     assert match(table, "/")[0].template == "/"
     assert match(table, "/users/a/b") is None and match(table, "/nope") is None
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_terraform_roots_give_the_api_module_this_document_and_every_function(env):
+    """The rest_api module renders integrations from the body the root passes it
+    (tests/test_terraform_logic.py checks that rendering against this document);
+    here: each root passes exactly api/openapi.json and all of its functions."""
+    import hcl2
+
+    env_dir = ROOT / "terraform" / "envs" / env
+    with (env_dir / "main.tf").open() as fh:
+        main = hcl2.load(fh)
+    locals_ = {k: v for block in main.get("locals", []) for k, v in block.items()}
+    api = next(body for block in main["module"] for name, body in block.items() if name.strip('"') == "api")
+    assert api["source"].strip('"').endswith("modules/rest_api")
+    assert "local.openapi_body" in api["openapi_body"]
+    doc_expr = locals_["openapi_body"]
+    relative = doc_expr.split('"')[1].replace("${path.root}/", "")
+    assert relative.endswith("api/openapi.json"), doc_expr
+    assert (env_dir / relative).resolve() == (ROOT / "api" / "openapi.json").resolve()
+    # the functions map is every deployed function (for_each over var.functions), and the
+    # config declares every function the document names
+    assert "module.functions" in api["functions"]
+    cfg = load_env(env, ROOT)
+    assert {fn for _m, _p, fn in openapi_operations()} <= set(cfg.functions)
