@@ -551,15 +551,22 @@ def test_stage_logs_traces_and_throttles():
 # ---- env roots ---------------------------------------------------------------------------------------
 
 
-def test_env_roots_are_identical():
-    """Differences between environments come from env config only."""
-    reference = {p.name: p.read_text() for p in ENVS[0].glob("*.tf")}
+def test_env_roots_share_one_set_of_root_files():
+    """Differences between environments come from env config only: staging and prod
+    link to dev's root files, so there is one copy to edit."""
+    source = TF / "envs" / "dev"
+    reference = sorted(p.name for p in source.glob("*.tf"))
     assert {"main.tf", "variables.tf", "outputs.tf", "versions.tf", "providers.tf"} <= set(reference)
-    for env in ENVS[1:]:
-        files = {p.name: p.read_text() for p in env.glob("*.tf")}
-        assert files == reference, (
-            f"terraform/envs/{env.name} differs from {ENVS[0].name}: copy the root files over"
-        )
+    assert not any((source / name).is_symlink() for name in reference)
+    for env in ENVS:
+        if env == source:
+            continue
+        assert sorted(p.name for p in env.glob("*.tf")) == reference, f"{env.name}: link every root file to dev"
+        for name in reference:
+            link = env / name
+            assert link.is_symlink() and link.resolve() == (source / name).resolve(), (
+                f"terraform/envs/{env.name}/{name} must be a symlink to ../dev/{name}"
+            )
 
 
 @pytest.mark.parametrize("env", ENVS, ids=ENV_IDS)

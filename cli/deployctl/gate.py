@@ -1,0 +1,377 @@
+"""The checkov policy gate: on the Terraform source, and on a plan's JSON.
+
+The gate's configuration is one versioned file, ``policy/gate.toml``:
+
+    hard_fail = ["*"]          # check ids (or "CKV_AWS_*" prefixes) whose failure fails the gate
+    [[waiver]]                 # a failed check accepted on purpose; a reason is mandatory
+    check = "CKV_AWS_117"
+    resources = ["module.*.aws_lambda_function.*"]   # optional: fnmatch patterns, default all
+    reason = "..."
+
+A failed check that is neither hard nor waived is reported as a warning.
+checkov's own inline skips (``#checkov:skip=ID:reason``) must carry a reason
+too; one without is a gate failure. Results of a source scan are cached by a
+hash of the scanned files and the checkov executable; the gate is applied on
+every run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from deployctl import runner
+from deployctl.errors import ConfigError, OperationFailed, ToolMissing
+from deployctl.tools import CHECKOV_INSTALL
+
+GATE_FILE = Path("policy") / "gate.toml"
+CACHE_VERSION = 1
+_NO_REASON = {"", "no comment provided"}
+
+
+# -- configuration ------------------------------------------------------------------
+
+
+@dataclass
+class Waiver:
+    check: str
+    reason: str
+    resources: list[str] = field(default_factory=lambda: ["*"])
+
+    def covers(self, finding: Finding) -> bool:
+        return _id_match(finding.check_id, [self.check]) and any(
+            fnmatch.fnmatchcase(finding.resource, pat) for pat in self.resources
+        )
+
+
+@dataclass
+class GateConfig:
+    path: Path | None
+    hard_fail: list[str]
+    waivers: list[Waiver]
+    text: str = ""
+
+    def is_hard(self, check_id: str) -> bool:
+        return _id_match(check_id, self.hard_fail)
+
+
+def _id_match(check_id: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(check_id, p) for p in patterns)
+
+
+def load_gate(root: Path) -> GateConfig:
+    """Read ``policy/gate.toml`` (absent: every failed check is hard, no waivers)."""
+    path = root / GATE_FILE
+    if not path.is_file():
+        return GateConfig(None, ["*"], [])
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
+    unknown = set(data) - {"hard_fail", "waiver"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(sorted(unknown))}: expected hard_fail, [[waiver]]", where=str(path))
+    hard = data.get("hard_fail", ["*"])
+    if not isinstance(hard, list) or not all(isinstance(x, str) and x for x in hard):
+        raise ConfigError("key 'hard_fail': expected a list of check ids or patterns", where=str(path))
+    waivers = []
+    raw = data.get("waiver", [])
+    if not isinstance(raw, list):
+        raise ConfigError("key 'waiver': expected [[waiver]] tables", where=str(path))
+    for i, w in enumerate(raw):
+        key = f"waiver[{i}]"
+        if not isinstance(w, dict):
+            raise ConfigError(f"key '{key}': expected a table", where=str(path))
+        extra = set(w) - {"check", "reason", "resources"}
+        if extra:
+            raise ConfigError(f"key '{key}': unknown key(s) {', '.join(sorted(extra))}", where=str(path))
+        check = w.get("check")
+        if not isinstance(check, str) or not check.strip():
+            raise ConfigError(f"key '{key}.check' is missing: expected a checkov check id", where=str(path))
+        reason = w.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(
+                f"waiver of {check} ({key}) has no reason: every waiver needs one",
+                where=str(path),
+                hint="add reason = \"why this check does not apply\" or remove the waiver",
+            )
+        resources = w.get("resources", ["*"])
+        if not isinstance(resources, list) or not resources or not all(isinstance(r, str) and r for r in resources):
+            raise ConfigError(f"key '{key}.resources': expected a non-empty list of resource patterns", where=str(path))
+        waivers.append(Waiver(check=check.strip(), reason=reason.strip(), resources=resources))
+    return GateConfig(path, hard, waivers, text)
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    check_id: str
+    check_name: str
+    resource: str
+    file: str  # relative to the project root when possible
+    lines: list[int]
+    guideline: str | None = None
+    status: str = "failed"  # failed | waived | warning | skipped | bad_skip
+    reason: str | None = None
+
+    @property
+    def location(self) -> str:
+        if self.lines and self.lines[0]:
+            return f"{self.file}:{self.lines[0]}"
+        return self.file
+
+    @property
+    def fix(self) -> str:
+        return self.guideline or self.check_name
+
+
+@dataclass
+class GateResult:
+    kind: str  # "source" or "plan"
+    targets: list[str]
+    passed: bool
+    counts: dict[str, int]
+    findings: list[Finding]
+    cached: bool = False
+    junit: str | None = None
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.status in {"failed", "bad_skip"}]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["findings"] = [asdict(f) | {"location": f.location, "fix": f.fix} for f in self.findings]
+        return d
+
+
+def parse_checkov_output(text: str) -> list[dict]:
+    """checkov -o json prints one JSON document per scan (a dict, a list, or several in a row)."""
+    decoder = json.JSONDecoder()
+    docs: list[dict] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        try:
+            doc, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            raise OperationFailed(f"checkov printed something that is not JSON: {text[i:i + 120]!r}") from exc
+        docs += doc if isinstance(doc, list) else [doc]
+    return docs
+
+
+def _rel(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return path
+
+
+def collect(docs: list[dict], root: Path) -> tuple[list[Finding], list[Finding]]:
+    """(failed, skipped) findings from checkov's reports, de-duplicated."""
+    failed: dict[tuple, Finding] = {}
+    skipped: dict[tuple, Finding] = {}
+    for doc in docs:
+        results = doc.get("results") or {}
+        for bucket, store in (("failed_checks", failed), ("skipped_checks", skipped)):
+            for r in results.get(bucket) or []:
+                path = r.get("file_abs_path") or r.get("file_path") or ""
+                f = Finding(
+                    check_id=r.get("check_id") or "?",
+                    check_name=r.get("check_name") or "",
+                    resource=r.get("resource_address") or r.get("resource") or "?",
+                    file=_rel(path, root),
+                    lines=list(r.get("file_line_range") or []),
+                    guideline=r.get("guideline") or None,
+                )
+                if bucket == "skipped_checks":
+                    f.status = "skipped"
+                    f.reason = ((r.get("check_result") or {}).get("suppress_comment") or r.get("suppress_comment") or "").strip()
+                key = (f.check_id, f.resource, f.file, tuple(f.lines))
+                store.setdefault(key, f)
+    return list(failed.values()), list(skipped.values())
+
+
+def evaluate(kind: str, targets: list[str], failed: list[Finding], skipped: list[Finding], gate: GateConfig) -> GateResult:
+    findings: list[Finding] = []
+    for f in failed:
+        waiver = next((w for w in gate.waivers if w.covers(f)), None)
+        if waiver is not None:
+            f.status, f.reason = "waived", waiver.reason
+        elif not gate.is_hard(f.check_id):
+            f.status = "warning"
+        findings.append(f)
+    for f in skipped:
+        if (f.reason or "").lower() in _NO_REASON:
+            f.status, f.reason = "bad_skip", "inline #checkov:skip without a reason"
+        findings.append(f)
+    findings.sort(key=lambda f: ({"failed": 0, "bad_skip": 1, "warning": 2, "waived": 3, "skipped": 4}[f.status], f.file, f.lines[:1], f.check_id))
+    counts = {s: sum(1 for f in findings if f.status == s) for s in ("failed", "bad_skip", "warning", "waived", "skipped")}
+    passed = counts["failed"] == 0 and counts["bad_skip"] == 0
+    return GateResult(kind=kind, targets=targets, passed=passed, counts=counts, findings=findings)
+
+
+# -- running checkov ------------------------------------------------------------------------
+
+
+def _checkov(binary: str, args: list[str], cwd: Path) -> list[dict]:
+    if runner.get_runner().which(binary) is None:
+        raise ToolMissing(f"checkov was not found ('{binary}')", hint=CHECKOV_INSTALL)
+    res = runner.run([binary, *args, "--skip-download", "-o", "json", "--compact"], cwd=cwd,
+                     env={"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}, timeout=900)
+    # checkov exits 1 when a check failed; anything else without JSON is a crash
+    if res.returncode not in (0, 1) or not res.stdout.strip().startswith(("{", "[")):
+        tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OperationFailed(f"checkov did not run (exit {res.returncode}): {tail[:300]}", hint="run with --debug, or check the checkov install")
+    return parse_checkov_output(res.stdout)
+
+
+SCANNED_SUFFIXES = (".tf", ".tf.json", ".tfvars", ".tfvars.json", ".hcl", ".json", ".tpl", ".yaml", ".yml")
+
+
+def tree_hash(root: Path, paths: list[Path], extra: list[str]) -> str:
+    """sha256 over every scannable file under ``paths`` (names relative to ``root``, and bytes) and ``extra``."""
+    h = hashlib.sha256()
+    h.update(f"deployctl-gate-cache-{CACHE_VERSION}\0".encode())
+    for s in extra:
+        h.update(s.encode() + b"\0")
+    for base in paths:
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for p in files:
+            if ".terraform" in p.parts or not p.name.endswith(SCANNED_SUFFIXES) or p.name == ".terraform.lock.hcl":
+                continue
+            h.update(_rel(str(p), root).encode() + b"\0")
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def scan_source(root: Path, targets: list[Path], *, checkov: str, cache_dir: Path | None, gate: GateConfig | None = None) -> GateResult:
+    """checkov on Terraform directories (offline), through the gate.
+
+    checkov's raw findings are cached by a hash of the scanned files and the
+    checkov executable; the gate (hard-fail list, waivers) is applied on every
+    run, so editing policy/gate.toml takes effect without a rescan.
+    """
+    gate = gate or load_gate(root)
+    checkov_path = runner.get_runner().which(checkov) or checkov
+    key = tree_hash(root, targets, [os.path.realpath(checkov_path)])
+    names = [_rel(str(t), root) for t in targets]
+    cache_file = cache_dir / f"checkov-{key[:32]}.json" if cache_dir else None
+    raw = None
+    if cache_file and cache_file.is_file():
+        try:
+            raw = json.loads(cache_file.read_text(encoding="utf-8"))
+            failed, skipped = _findings(raw["failed"]), _findings(raw["skipped"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raw = None
+    cached = raw is not None
+    if raw is None:
+        args = ["--framework", "terraform"]
+        for t in targets:
+            args += ["-d", str(t)]
+        docs = _checkov(checkov, args, cwd=root)
+        failed, skipped = collect(docs, root)
+        if cache_file:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            for old in cache_file.parent.glob("checkov-*.json"):
+                old.unlink(missing_ok=True)
+            cache_file.write_text(json.dumps({"failed": [asdict(f) for f in failed], "skipped": [asdict(f) for f in skipped]},
+                                             indent=1, sort_keys=True), encoding="utf-8")
+    result = evaluate("source", names, failed, skipped, gate)
+    result.cached = cached
+    return result
+
+
+def plan_has_resources(doc: dict) -> bool:
+    """Whether a plan JSON holds any managed resource (planned, changed, or in the prior state)."""
+    if any(rc.get("mode") != "data" for rc in doc.get("resource_changes") or []):
+        return True
+
+    def walk(module: dict | None) -> bool:
+        if not module:
+            return False
+        if any(r.get("mode") != "data" for r in module.get("resources") or []):
+            return True
+        return any(walk(child) for child in module.get("child_modules") or [])
+
+    prior = (doc.get("prior_state") or {}).get("values") or {}
+    return walk((doc.get("planned_values") or {}).get("root_module")) or walk(prior.get("root_module"))
+
+
+def _findings(items: list[dict]) -> list[Finding]:
+    fields = Finding.__dataclass_fields__
+    return [Finding(**{k: v for k, v in f.items() if k in fields}) for f in items]
+
+
+def scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | None = None) -> GateResult:
+    """checkov on ``terraform show -json`` output, enriched from the source (so inline skips apply)."""
+    gate = gate or load_gate(root)
+    if not plan_has_resources(json.loads(plan_json.read_text(encoding="utf-8"))):
+        # nothing for checkov to look at (outputs/locals only); saves a checkov start-up
+        result = evaluate("plan", [_rel(str(plan_json), root)], [], [], gate)
+        result.targets.append("(no resources: not scanned)")
+        return result
+    args = ["-f", str(plan_json), "--framework", "terraform_plan", "--repo-root-for-plan-enrichment", str(root)]
+    docs = _checkov(checkov, args, cwd=root)
+    failed, skipped = collect(docs, root)
+    return evaluate("plan", [_rel(str(plan_json), root)], failed, skipped, gate)
+
+
+# -- reports -----------------------------------------------------------------------------
+
+
+def junit_xml(results: list[GateResult]) -> str:
+    """A JUnit XML report (one testsuite per scan, one testcase per finding) for CI."""
+    from xml.etree import ElementTree as ET
+
+    suites = ET.Element("testsuites", name="deployctl policy gate")
+    for r in results:
+        blocking = r.blocking
+        suite = ET.SubElement(suites, "testsuite", name=f"checkov {r.kind}: {', '.join(r.targets)}",
+                              tests=str(len(r.findings)), failures=str(len(blocking)),
+                              skipped=str(len(r.findings) - len(blocking)))
+        for f in r.findings:
+            case = ET.SubElement(suite, "testcase", classname=f.check_id, name=f"{f.check_id} {f.resource}", file=f.file)
+            if f.status in {"failed", "bad_skip"}:
+                el = ET.SubElement(case, "failure", message=f"{f.check_name} ({f.location})", type=f.status)
+                el.text = f"{f.check_id} {f.check_name}\nresource: {f.resource}\nfile: {f.location}\nfix: {f.fix}\n"
+            else:
+                ET.SubElement(case, "skipped", message=f"{f.status}: {f.reason or f.check_name}")
+        if not r.findings:
+            ET.SubElement(suite, "testcase", classname="gate", name="no failed checks")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def summary_lines(result: GateResult, style=lambda text, *s: text) -> list[str]:
+    """Readable summary: one block per finding (id, resource, file:line, how to fix)."""
+    marks = {"failed": ("FAILED", "red"), "bad_skip": ("BADSKIP", "red"), "warning": ("WARN", "yellow"),
+             "waived": ("WAIVED", "dim"), "skipped": ("SKIPPED", "dim")}
+    lines = []
+    for f in result.findings:
+        label, color = marks[f.status]
+        lines.append(f"{style(f'{label:<7}', color)} {f.check_id:<12} {f.resource}  {f.location}")
+        if f.status in {"failed", "warning", "bad_skip"}:
+            lines.append(f"        fix: {f.fix}" + (f" ({f.reason})" if f.status == "bad_skip" else ""))
+        elif f.reason:
+            lines.append(f"        reason: {f.reason}")
+    c = result.counts
+    verdict = style("passed", "green") if result.passed else style("FAILED", "red")
+    cache = " (cached)" if result.cached else ""
+    lines.append(
+        f"policy gate ({result.kind}: {', '.join(result.targets)}){cache}: {verdict}, "
+        f"{c['failed']} failed, {c['bad_skip']} skips without reason, {c['warning']} warnings, "
+        f"{c['waived']} waived, {c['skipped']} skipped inline"
+    )
+    return lines

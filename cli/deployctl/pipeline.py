@@ -1,0 +1,278 @@
+"""check, plan, apply, outputs: the Terraform pipeline behind the policy gates.
+
+plan:  render -> source gate -> account guard -> init -> plan -out -> show -json
+       -> plan gate -> bundle (plan, plan JSON, policy, summary, fingerprint)
+apply: bundle present, both gates passed, fingerprint unchanged, prod confirmed,
+       account guard -> init -> apply PLANFILE -> outputs
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from deployctl import gate as gate_mod
+from deployctl import plan as plan_mod
+from deployctl import render as render_mod
+from deployctl.config import EnvConfig, Settings
+from deployctl.errors import ConfigError, Interrupted, OperationFailed, PolicyFailed, Refused
+from deployctl.terraform import Terraform, backend_type, uses_aws
+from deployctl.ui import UI
+
+FOUNDATION_TARGETS = ["module.kms", "module.artifact_bucket"]
+
+
+# -- account guard -----------------------------------------------------------------------
+
+
+def account_guard(cfg: EnvConfig, *, needed: bool) -> dict:
+    """The credentials in use must belong to ``aws.account_id``; checked with STS before terraform runs.
+
+    Skipped (and said so) when the root uses no AWS provider.
+    """
+    if not needed:
+        return {"checked": False, "reason": "the root uses no AWS provider"}
+    if not cfg.account_id:
+        raise ConfigError(
+            "key 'aws.account_id' is not set: the account guard needs it",
+            where=cfg.where("aws.account_id"),
+            hint="set the 12-digit account id this environment lives in",
+        )
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        sts = boto3.Session(region_name=cfg.region).client(
+            "sts", config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+        )
+        ident = sts.get_caller_identity()
+    except NoCredentialsError:
+        raise OperationFailed("no AWS credentials found", hint="aws sso login / set AWS_PROFILE, or use the CI role") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        raise OperationFailed(f"STS GetCallerIdentity failed ({code}): {exc}", hint="check the AWS credentials") from None
+    except BotoCoreError as exc:
+        raise OperationFailed(f"STS GetCallerIdentity failed: {exc}", hint="check network access and credentials") from None
+    account = ident.get("Account", "")
+    if account != cfg.account_id:
+        raise Refused(
+            f"the AWS credentials are for account {account} ({ident.get('Arn', '?')}), "
+            f"but environment '{cfg.name}' lives in account {cfg.account_id}",
+            where=cfg.where("aws.account_id"),
+            hint=f"use credentials for account {cfg.account_id}; nothing was run",
+        )
+    return {"checked": True, "account": account, "arn": ident.get("Arn", "")}
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+def source_targets(root: Path, cfg: EnvConfig | None) -> list[Path]:
+    if cfg is None:
+        return [root / "terraform"]
+    modules = root / "terraform" / "modules"
+    has_modules = modules.is_dir() and any(modules.rglob("*.tf"))
+    return ([modules] if has_modules else []) + [cfg.env_dir]
+
+
+def run_check(settings: Settings, cfg: EnvConfig | None, ui: UI) -> gate_mod.GateResult:
+    """The source policy gate; writes a JUnit report into the work dir. Does not raise on failed checks."""
+    root = cfg.root if cfg else settings.project_root()
+    work = cfg.work_dir if cfg else root / ".deployctl"
+    gate = gate_mod.load_gate(root)
+    targets = source_targets(root, cfg)
+    ui.step(f"checkov on {', '.join(gate_mod._rel(str(t), root) for t in targets)} (offline)")
+    result = gate_mod.scan_source(root, targets, checkov=settings.checkov(cfg), cache_dir=work / "cache", gate=gate)
+    work.mkdir(parents=True, exist_ok=True)
+    junit = work / "check.junit.xml"
+    junit.write_text(gate_mod.junit_xml([result]), encoding="utf-8")
+    result.junit = str(junit)
+    return result
+
+
+# -- plan -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanOutcome:
+    env: str
+    bundle: str
+    summary: dict
+    gates: dict
+    foundation: bool
+    targets: list[str]
+    fingerprint: str
+    account: dict
+    findings: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "env": self.env, "bundle": self.bundle, "summary": self.summary, "gates": self.gates,
+            "foundation": self.foundation, "targets": self.targets, "fingerprint": self.fingerprint,
+            "account_guard": self.account,
+        }
+
+
+def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = False) -> PlanOutcome:
+    tf = Terraform(cfg, settings, ui)
+    bundle = plan_mod.Bundle.for_env(cfg)
+    bundle.reset()
+    tfv = tf.version()
+    targets = list(FOUNDATION_TARGETS) if foundation else []
+
+    ui.step(f"render {render_mod.TFVARS_FILE} and {render_mod.BACKEND_FILE}")
+    rendered = render_mod.render(cfg, allow_missing_artifacts=foundation)
+
+    account = account_guard(cfg, needed=uses_aws(cfg.env_dir))
+    if not account["checked"]:
+        ui.info(f"account guard skipped: {account['reason']}")
+
+    source = run_check(settings, cfg, ui)
+    bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict()})
+    if not source.passed:
+        bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source]), encoding="utf-8")
+        raise PolicyFailed(
+            f"the policy gate failed on the source: {len(source.blocking)} blocking finding(s) "
+            f"({', '.join(sorted({f.check_id for f in source.blocking}))})",
+            where=source.junit,
+            hint="fix them or add a waiver with a reason to policy/gate.toml, then re-run deployctl plan",
+        )
+
+    ui.step(f"{tfv.name} {tfv.version}: init")
+    tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
+    ui.step("plan" + (f" (foundation: {', '.join(targets)})" if targets else ""))
+    planfile = bundle.path(plan_mod.PLAN_FILE)
+    tf.plan(planfile, targets=targets)
+    doc = tf.show_json(planfile)
+    bundle.write_json(plan_mod.PLAN_JSON, doc, secret=True)
+    del doc  # secret: never kept around, never printed
+    summary = plan_mod.summarize(bundle.read_json(plan_mod.PLAN_JSON))
+    bundle.write_json(plan_mod.SUMMARY_JSON, summary)
+
+    ui.step("checkov on the plan JSON")
+    plan_gate = gate_mod.scan_plan(cfg.root, bundle.path(plan_mod.PLAN_JSON), checkov=settings.checkov(cfg))
+    bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict(), "plan": plan_gate.as_dict()})
+    bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source, plan_gate]), encoding="utf-8")
+
+    inputs = plan_mod.fingerprint_inputs(cfg, f"{tfv.name} {tfv.version}")
+    bundle.write_json(plan_mod.FINGERPRINT_JSON, inputs)
+    lock = cfg.env_dir / ".terraform.lock.hcl"
+    if lock.is_file():
+        shutil.copyfile(lock, bundle.path(plan_mod.LOCK_FILE))
+    gates = {"source": {"passed": source.passed, "counts": source.counts},
+             "plan": {"passed": plan_gate.passed, "counts": plan_gate.counts}}
+    bundle.finish({
+        "env": cfg.name,
+        "foundation": foundation,
+        "targets": targets,
+        "terraform": {"name": tfv.name, "version": tfv.version},
+        "fingerprint": plan_mod.digest(inputs),
+        "gates": gates,
+        "uses_aws": account["checked"],
+        "account_guard": account,
+        "summary": {"counts": summary["counts"], "dangerous": summary["dangerous"]},
+        "missing_artifacts": rendered.missing_artifacts,
+    })
+    outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
+                          account, findings=source.findings + plan_gate.findings)
+    if not plan_gate.passed:
+        raise PolicyFailed(
+            f"the policy gate failed on the plan: {len(plan_gate.blocking)} blocking finding(s) "
+            f"({', '.join(sorted({f.check_id for f in plan_gate.blocking}))}); this plan cannot be applied",
+            where=str(bundle.path(plan_mod.POLICY_JUNIT)),
+            hint="fix them or add a waiver with a reason to policy/gate.toml, then re-run deployctl plan",
+        )
+    return outcome
+
+
+# -- apply ------------------------------------------------------------------------------------------
+
+
+def is_protected(cfg: EnvConfig) -> bool:
+    """prod (or any env with deletion protection) needs confirmation and --allow-destroy."""
+    return cfg.name == "prod" or bool(cfg.get("protection.deletion_protection"))
+
+
+def apply_guard(cfg: EnvConfig, summary: dict, ui: UI, *, allow_destroy: bool, style=None) -> None:
+    """Refused unless a protected env's plan is confirmed (or --yes) and, if it destroys state, --allow-destroy."""
+    if not is_protected(cfg):
+        return
+    if summary.get("dangerous") and not allow_destroy:
+        raise Refused(
+            f"the plan destroys or replaces stateful resources in {cfg.name}: {', '.join(summary['dangerous'])}",
+            hint="if that is really intended, re-run with --allow-destroy",
+        )
+    ui.info(plan_mod.summary_text(summary, style or (lambda text, *s: ui.style(text, *s, stream=ui.err))))
+    ui.confirm(f"Apply this plan to {cfg.name} (account {cfg.account_id})?", what=f"applying to {cfg.name}")
+
+
+def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool = False) -> dict:
+    tf = Terraform(cfg, settings, ui)
+    bundle = plan_mod.Bundle.for_env(cfg).load()
+    tfv = tf.version()
+    # Re-render from the tree (a CI checkout has no generated files); the
+    # fingerprint then proves the tree is what was planned.
+    rendered = render_mod.render(cfg, allow_missing_artifacts=bool(bundle.meta.get("foundation")))
+    current = plan_mod.fingerprint_inputs(cfg, f"{tfv.name} {tfv.version}")
+    plan_mod.verify(bundle, cfg, current)
+    summary = bundle.read_json(plan_mod.SUMMARY_JSON)
+    apply_guard(cfg, summary, ui, allow_destroy=allow_destroy)
+    account = account_guard(cfg, needed=bool(bundle.meta.get("uses_aws")) or uses_aws(cfg.env_dir))
+
+    lock = bundle.path(plan_mod.LOCK_FILE)
+    if lock.is_file():
+        shutil.copyfile(lock, cfg.env_dir / ".terraform.lock.hcl")
+    ui.step(f"{tfv.name} {tfv.version}: init")
+    tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
+    ui.step(f"apply the saved plan ({plan_mod.summary_text(summary).splitlines()[0]})")
+    status = "failed"
+    try:
+        res = tf.apply(bundle.path(plan_mod.PLAN_FILE))
+        status = "applied"
+    except Interrupted:
+        status = "interrupted"
+        raise Interrupted(
+            "apply interrupted: terraform got the signal, finished its current step and released the state lock",
+            where=str(cfg.env_dir),
+            hint=f"only changes from the reviewed plan were made; run deployctl plan --env {cfg.name} to see what is left",
+        ) from None
+    finally:
+        # A saved plan is consumed by any apply attempt: never apply it twice.
+        bundle.write_json(plan_mod.APPLIED_JSON, {"status": status, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                  "fingerprint": bundle.meta.get("fingerprint")})
+    if ui is not None and res.stdout.strip():
+        tail = [ln for ln in res.stdout.splitlines() if ln.startswith("Apply complete")]
+        if tail:
+            ui.info(tail[-1])
+    outputs = read_outputs(tf)
+    return {"env": cfg.name, "applied": True, "summary": summary["counts"], "account_guard": account,
+            "outputs": outputs, "bundle": str(bundle.dir)}
+
+
+# -- outputs ------------------------------------------------------------------------------------------
+
+REDACTED = "(sensitive)"
+
+
+def read_outputs(tf: Terraform) -> dict:
+    """terraform output -json with sensitive values redacted."""
+    raw = tf.output_json()
+    out = {}
+    for name, item in sorted(raw.items()):
+        sensitive = bool(item.get("sensitive"))
+        out[name] = {"value": REDACTED if sensitive else item.get("value"), "sensitive": sensitive,
+                     "type": item.get("type")}
+    return out
+
+
+def run_outputs(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
+    tf = Terraform(cfg, settings, ui)
+    if not (cfg.env_dir / ".terraform").is_dir():
+        backend = cfg.env_dir / render_mod.BACKEND_FILE
+        if backend_type(cfg.env_dir) == "s3":
+            render_mod.atomic_write(backend, render_mod.render_template("backend.hcl.j2", render_mod.backend_context(cfg)))
+        tf.init(backend if backend_type(cfg.env_dir) == "s3" else None)
+    return read_outputs(tf)

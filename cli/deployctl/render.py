@@ -1,0 +1,234 @@
+"""Render an environment's tfvars and backend config (jinja2, StrictUndefined).
+
+Values only ever reach the files through the ``tojson``/``hcl`` filters, so
+every literal is valid JSON/HCL whatever it contains. The tfvars file is
+written atomically and parsed back before it replaces the old one. Secure
+parameters' values are never rendered.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deployctl.config import EnvConfig
+from deployctl.errors import ConfigError
+
+TFVARS_FILE = "deployctl.auto.tfvars.json"
+BACKEND_FILE = "backend.hcl"
+TEMPLATES = Path(__file__).parent / "templates"
+
+# The env config sections passed to Terraform, with the same key names (the
+# CLI-only sections `tools` and `state` are not rendered).
+SECTIONS = ("app", "aws", "artifacts", "protection", "logs", "lambda", "functions", "tables", "parameters", "api", "alarms")
+# Sections the schema does not require; an absent one renders as {} (the
+# roots' optional() defaults apply).
+OPTIONAL_SECTIONS = ("artifacts", "protection", "logs", "lambda", "parameters", "api", "alarms")
+ARTIFACT_FIELDS = ("s3_bucket", "s3_key", "s3_object_version")
+
+
+@dataclass
+class Rendered:
+    tfvars_path: Path
+    backend_path: Path
+    tfvars: dict
+    missing_artifacts: list[str]
+    omitted_secrets: list[str]
+
+    def as_dict(self) -> dict:
+        return {
+            "tfvars": str(self.tfvars_path),
+            "backend_config": str(self.backend_path),
+            "keys": sorted(self.tfvars),
+            "functions": {
+                name: {k: fn.get(k, "") for k in ARTIFACT_FIELDS} for name, fn in sorted(self.tfvars["functions"].items())
+            },
+            "missing_artifacts": self.missing_artifacts,
+            "omitted_secure_values": self.omitted_secrets,
+        }
+
+
+# -- filters -----------------------------------------------------------------
+
+
+def _defined(value: Any) -> None:
+    """Make jinja2's StrictUndefined raise when it reaches a filter."""
+    if type(value).__name__ == "StrictUndefined":
+        str(value)
+
+
+def to_json(value: Any) -> str:
+    """A JSON literal (sorted keys, stable): the tfvars filter."""
+    _defined(value)
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"value cannot be written as JSON: {exc}") from None
+
+
+def to_hcl(value: Any) -> str:
+    """An HCL literal: strings quoted and escaped (also ``${``/``%{`` templates)."""
+    _defined(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value, allow_nan=False)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(to_hcl(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{to_hcl(str(k))} = {to_hcl(v)}" for k, v in sorted(value.items())) + " }"
+    if value is None:
+        return "null"
+    raise ConfigError(f"value of type {type(value).__name__} cannot be written as HCL")
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.filters["tojson"] = to_json
+    env.filters["hcl"] = to_hcl
+    return env
+
+
+def render_template(template: str, context: dict, *, source: str | None = None) -> str:
+    """Render a template file from ``templates/`` (or ``source`` text); a missing value is a ConfigError naming it."""
+    import jinja2
+
+    env = _environment()
+    try:
+        tpl = env.from_string(source) if source is not None else env.get_template(template)
+        return tpl.render(**context)
+    except jinja2.UndefinedError as exc:
+        name = _undefined_name(str(exc))
+        raise ConfigError(
+            f"template needs a value for '{name}' and none was given",
+            where=f"template {template}",
+            hint="set it in the env config (or fix the template)",
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"template error: {exc}", where=f"template {template}") from None
+
+
+def _undefined_name(message: str) -> str:
+    m = re.search(r"'([^']+)' is undefined", message) or re.search(r"has no attribute '([^']+)'", message)
+    return m.group(1) if m else message
+
+
+# -- what gets rendered ----------------------------------------------------------
+
+
+def load_manifest(cfg: EnvConfig) -> dict:
+    """The artifact manifest written by publish-lambda (empty functions map if absent)."""
+    from deployctl.manifest import load_manifest as _load
+
+    return _load(cfg)
+
+
+def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: bool = False) -> tuple[dict, list[str], list[str]]:
+    """The template context: (context, functions without an artifact, secure parameters whose value was dropped)."""
+    data = copy.deepcopy(cfg.data)
+    ctx: dict[str, Any] = {"environment": cfg.name}
+    for section in SECTIONS:
+        if section in data:
+            ctx[section] = data[section]
+        elif section in OPTIONAL_SECTIONS:
+            ctx[section] = {}
+    # derived values are rendered already derived
+    ctx["artifacts"] = {**ctx["artifacts"], "bucket": cfg.artifact_bucket()}
+    ctx["aws"] = {**ctx["aws"], "account_id": cfg.account_id}
+
+    entries = manifest.get("functions") or {}
+    missing: list[str] = []
+    for name, fn in ctx["functions"].items():
+        art = entries.get(name)
+        if not art:
+            missing.append(name)
+            fn.update({k: "" for k in ARTIFACT_FIELDS})
+            continue
+        try:
+            fn["s3_bucket"] = str(art["bucket"])
+            fn["s3_key"] = str(art["key"])
+            fn["s3_object_version"] = str(art.get("version_id") or "")
+        except KeyError as exc:
+            raise ConfigError(
+                f"artifact manifest entry '{name}' has no {exc.args[0]!r}",
+                where=str(cfg.env_dir / "artifacts.json"),
+                hint=f"re-run deployctl publish-lambda --env {cfg.name}",
+            ) from None
+    if missing and not allow_missing_artifacts:
+        raise ConfigError(
+            f"no published artifact for function(s) {', '.join(sorted(missing))}",
+            where=str(cfg.env_dir / "artifacts.json"),
+            hint=f"run deployctl publish-lambda --env {cfg.name} (a first deploy starts with plan --foundation)",
+        )
+
+    omitted: list[str] = []
+    for pname, param in ctx["parameters"].items():
+        if param.get("secure"):
+            if "value" in param:
+                omitted.append(pname)
+            param.pop("value", None)
+    ctx["lambda_"] = ctx.pop("lambda")
+    return ctx, sorted(missing), omitted
+
+
+def backend_context(cfg: EnvConfig) -> dict:
+    return {"environment": cfg.name, "bucket": cfg.state_bucket(), "key": cfg.state_key(), "region": cfg.region}
+
+
+def render_tfvars_text(cfg: EnvConfig, manifest: dict | None = None, *, allow_missing_artifacts: bool = False) -> tuple[str, dict, list[str], list[str]]:
+    """(text, parsed, missing artifacts, omitted secure values) without writing anything."""
+    manifest = load_manifest(cfg) if manifest is None else manifest
+    ctx, missing, omitted = tfvars_context(cfg, manifest, allow_missing_artifacts=allow_missing_artifacts)
+    text = render_template("tfvars.json.j2", ctx)
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:  # a template bug; never write such a file
+        raise ConfigError(f"rendered tfvars are not valid JSON: {exc}", where="template tfvars.json.j2") from None
+    # normalise the layout (stable diffs, stable fingerprints)
+    return json.dumps(parsed, indent=2, sort_keys=True) + "\n", parsed, missing, omitted
+
+
+def render(cfg: EnvConfig, *, allow_missing_artifacts: bool = False) -> Rendered:
+    """Write ``deployctl.auto.tfvars.json`` and ``backend.hcl`` into the env root."""
+    text, parsed, missing, omitted = render_tfvars_text(cfg, allow_missing_artifacts=allow_missing_artifacts)
+    tfvars_path = cfg.env_dir / TFVARS_FILE
+    atomic_write(tfvars_path, text)
+    if json.loads(tfvars_path.read_text(encoding="utf-8")) != parsed:  # parse back what landed on disk
+        raise ConfigError("rendered tfvars did not read back identically", where=str(tfvars_path))
+    backend_path = cfg.env_dir / BACKEND_FILE
+    atomic_write(backend_path, render_template("backend.hcl.j2", backend_context(cfg)))
+    return Rendered(tfvars_path, backend_path, parsed, missing, omitted)
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,120 @@
+"""The example GitHub workflow: OIDC only, the reviewed bundle flows from plan to apply, commands exist."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import warnings
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from deployctl.cli import cli
+from deployctl.config import Settings
+
+WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "deploy.yml"
+
+
+@pytest.fixture(scope="module")
+def wf():
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def triggers(wf) -> dict:
+    return wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` as true
+
+
+def steps(job) -> list[dict]:
+    return job.get("steps", [])
+
+
+def deployctl_commands(script: str) -> list[list[str]]:
+    """Every `deployctl ...` invocation in a shell script, with ${{ }} expressions replaced by a word."""
+    script = re.sub(r"\$\{\{[^}]*\}\}", "X", script).replace("\\\n", " ")
+    found = []
+    for line in script.splitlines():
+        tokens = list(shlex.shlex(line, posix=True, punctuation_chars=True))
+        for i, tok in enumerate(tokens):
+            if tok == "deployctl" or tok.endswith("/deployctl"):
+                args = []
+                for t in tokens[i + 1 :]:
+                    if t in {"|", "||", "&&", ";", ">", ">>", "<", "&", "2>&1"} or set(t) <= set("|&;<>"):
+                        break
+                    args.append(t)
+                found.append(args)
+    return found
+
+
+def parse(args: list[str]):
+    """Parse like `deployctl ARGS` would; returns the subcommand's context (UsageError if it does not parse)."""
+    ctx = cli.make_context("deployctl", list(args), obj=Settings())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # click 8.2 deprecates protected_args
+        remaining = [*ctx.protected_args, *ctx.args]
+    name, cmd, rest = cli.resolve_command(ctx, remaining)
+    assert cmd is not None, args
+    return cmd.make_context(name, rest, parent=ctx)
+
+
+def test_triggers_and_jobs(wf):
+    on = triggers(wf)
+    assert set(on) == {"pull_request", "push"}
+    assert on["push"]["branches"] == ["main"]
+    jobs = wf["jobs"]
+    assert jobs["plan"]["if"].strip() == "github.event_name == 'pull_request'"
+    assert "github.event_name == 'push'" in jobs["apply"]["if"]
+    assert "check" in jobs["plan"]["needs"] and "check" in jobs["apply"]["needs"]
+
+
+def test_aws_access_is_oidc_only(wf):
+    text = WORKFLOW.read_text()
+    assert "aws-access-key-id" not in text and "aws-secret-access-key" not in text
+    assert "AWS_ACCESS_KEY_ID" not in text and "secrets." not in text
+    assert wf["permissions"] == {"contents": "read"}
+    for name, job in wf["jobs"].items():
+        creds = [s for s in steps(job) if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials")]
+        if not creds:
+            continue
+        assert job["permissions"]["id-token"] == "write", name
+        for s in creds:
+            assert s["with"]["role-to-assume"].startswith("${{ vars."), name
+
+
+def test_apply_uses_exactly_the_uploaded_bundle(wf):
+    plan, apply = wf["jobs"]["plan"], wf["jobs"]["apply"]
+    (upload,) = [s for s in steps(plan) if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert upload["with"]["path"].rstrip("/") == ".deployctl/${{ matrix.env }}/plan"
+    assert upload["with"]["include-hidden-files"] is True  # .deployctl is a hidden directory
+    assert upload["with"]["name"] == "plan-${{ matrix.env }}-${{ github.event.pull_request.head.sha }}"
+    download = next(s for s in steps(apply) if "gh run download" in s.get("run", ""))
+    assert '--name "plan-$ENV_NAME-$head_sha"' in download["run"]
+    assert '--dir ".deployctl/$ENV_NAME/plan"' in download["run"]
+    runs = [s.get("run", "") for s in steps(apply)]
+    assert runs.index(download["run"]) < next(i for i, r in enumerate(runs) if "deployctl apply" in r)
+    assert not any("deployctl plan" in r for r in runs)  # apply never re-plans
+    assert not any("--allow-destroy" in r for r in runs)
+    assert apply["environment"] == "${{ matrix.env }}"  # prod's reviewers are the confirmation behind --yes
+
+
+def test_every_deployctl_command_exists_with_its_options(wf):
+    commands = []
+    for job in wf["jobs"].values():
+        for s in steps(job):
+            commands += deployctl_commands(s.get("run", ""))
+    names = {args[0] for args in commands}
+    assert {"check", "plan", "apply", "outputs"} <= names
+    for args in commands:
+        try:
+            parse(args)  # raises on an unknown command or option, or a missing value
+        except click.UsageError as exc:
+            pytest.fail(f"`deployctl {' '.join(args)}` does not parse: {exc}")
+
+
+def test_the_command_parser_catches_unknown_options():
+    (args,) = deployctl_commands('.venv/bin/deployctl plan --env "x" --no-such-flag | tee out')
+    with pytest.raises(click.UsageError):
+        parse(args)
+    with pytest.raises(click.UsageError):
+        parse(["deploy-everything"])
