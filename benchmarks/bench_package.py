@@ -92,8 +92,12 @@ def free_port() -> int:
 
 
 def bench_publish(project: Path) -> list[list[str]]:
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines from the emulator
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -10,9 +10,11 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from deployctl.errors import Interrupted, OperationFailed, ToolMissing
 
@@ -33,9 +35,11 @@ class Result:
 class Runner:
     """Runs a tool and returns its :class:`Result`.
 
-    ``capture=False`` streams the tool's output to the terminal (used for
-    long terraform runs). Ctrl-C is forwarded to the child, which is then
-    waited for, so terraform can release its state lock before we exit.
+    ``capture=False`` lets the tool write to our stdout/stderr directly;
+    ``tee=stream`` captures its output *and* echoes every line to ``stream``
+    as it comes (long terraform runs, without polluting --json stdout).
+    Ctrl-C is forwarded to the child, which is then waited for, so terraform
+    can release its state lock before we exit.
     """
 
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -54,6 +58,7 @@ class Runner:
         capture: bool = True,
         input: str | None = None,
         timeout: float | None = None,
+        tee: TextIO | None = None,
     ) -> Result:
         argv = [str(a) for a in argv]
         if not argv:
@@ -82,7 +87,10 @@ class Runner:
         except OSError as exc:
             raise OperationFailed(f"could not start {argv[0]}: {exc.strerror}") from exc
         try:
-            out, err = proc.communicate(input=input, timeout=timeout)
+            if tee is not None and capture:
+                out, err = _tee(proc, input, tee, timeout)
+            else:
+                out, err = proc.communicate(input=input, timeout=timeout)
         except KeyboardInterrupt:
             # Give the tool the signal (it may be in its own session) and let it
             # finish cleanly, e.g. terraform releasing its state lock.
@@ -95,6 +103,32 @@ class Runner:
             _forward_and_wait(proc)
             raise OperationFailed(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s") from None
         return Result(argv=argv, returncode=proc.returncode, stdout=out or "", stderr=err or "")
+
+
+def _tee(proc: subprocess.Popen, input: str | None, tee: TextIO, timeout: float | None) -> tuple[str, str]:
+    """Collect stdout and stderr while echoing each line to ``tee``."""
+    chunks: dict[str, list[str]] = {"out": [], "err": []}
+    lock = threading.Lock()
+
+    def pump(stream, key: str) -> None:
+        for line in iter(stream.readline, ""):
+            chunks[key].append(line)
+            with lock:
+                tee.write(line)
+                tee.flush()
+        stream.close()
+
+    readers = [threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True)]
+    for t in readers:
+        t.start()
+    if input is not None and proc.stdin:
+        proc.stdin.write(input)
+        proc.stdin.close()
+    proc.wait(timeout=timeout)
+    for t in readers:
+        t.join()
+    return "".join(chunks["out"]), "".join(chunks["err"])
 
 
 def _forward_and_wait(proc: subprocess.Popen) -> None:

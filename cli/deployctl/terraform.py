@@ -101,10 +101,12 @@ class Terraform:
         return self._version
 
     # -- commands --------------------------------------------------------------------
-    def _run(self, args: list[str], what: str, *, timeout: float | None = None) -> runner.Result:
+    def _run(self, args: list[str], what: str, *, timeout: float | None = None, stream: bool = False) -> runner.Result:
+        """Run one terraform command; ``stream`` echoes its output live to stderr (plan, apply)."""
         self.version()
-        res = runner.run([self.binary, *args], cwd=self.workdir, env=AUTOMATION_ENV, timeout=timeout)
-        if self.ui is not None and not res.ok and res.stderr.strip():
+        tee = self.ui.err if (stream and self.ui is not None) else None
+        res = runner.run([self.binary, *args], cwd=self.workdir, env=AUTOMATION_ENV, timeout=timeout, tee=tee)
+        if tee is None and self.ui is not None and not res.ok and res.stderr.strip():
             self.ui.info(_ANSI.sub("", res.stderr).rstrip())
         if not res.ok:
             self._raise(res, what)
@@ -141,7 +143,7 @@ class Terraform:
     def plan(self, out: Path, *, targets: list[str] | None = None) -> runner.Result:
         args = ["plan", "-input=false", "-no-color", "-compact-warnings", "-lock-timeout=0s", f"-out={out}"]
         args += [f"-target={t}" for t in targets or []]
-        return self._run(args, "plan")
+        return self._run(args, "plan", stream=True)
 
     def show_json(self, planfile: Path) -> dict:
         res = self._run(["show", "-json", "-no-color", str(planfile)], "show")
@@ -152,7 +154,7 @@ class Terraform:
 
     def apply(self, planfile: Path) -> runner.Result:
         # A saved plan: no -var, no -target, no -auto-approve needed (it was reviewed).
-        return self._run(["apply", "-input=false", "-no-color", "-lock-timeout=0s", str(planfile)], "apply")
+        return self._run(["apply", "-input=false", "-no-color", "-lock-timeout=0s", str(planfile)], "apply", stream=True)
 
     def output_json(self) -> dict:
         res = self._run(["output", "-json", "-no-color"], "output")
