@@ -236,6 +236,71 @@ def test_dashboard_covers_every_function_table_and_gsi(tmp_path):
     assert {"API requests", "API 4XX", "API 5XX"} <= set(by_title)
 
 
+def test_dashboard_without_functions_or_tables_has_no_empty_metric_widgets(tmp_path):
+    """PutDashboard rejects a metric widget whose metrics array is empty."""
+    inputs = {"functions": {}, "tables": {}, "api_name": "demo", "api_stage": "dev", "period_s": 60}
+    out = evaluate(
+        tmp_path / "dash",
+        TF / "modules" / "monitoring" / "dashboard.tf",
+        inputs,
+        {"body": "jsonencode(local.dashboard)"},
+        'locals {\n  region = "eu-west-1"\n}\n',
+    )
+    widgets = json.loads(out["body"])["widgets"]
+    assert widgets, "the API widgets remain"
+    assert all(w["properties"]["metrics"] for w in widgets)
+    titles = [w["properties"]["title"] for w in widgets]
+    assert not any(t.startswith(("Lambda ", "DynamoDB ")) for t in titles)
+
+
+def gsi(partition_key: str, sort_key: str = "", partition_key_type: str = "S", sort_key_type: str = "S") -> dict:
+    return {
+        "partition_key": partition_key,
+        "partition_key_type": partition_key_type,
+        "sort_key": sort_key,
+        "sort_key_type": sort_key_type,
+        "projection_type": "ALL",
+    }
+
+
+def table_keys(tmp_path: Path, gsis: dict, sort_key: str = "sk") -> dict:
+    inputs = {
+        "partition_key": "pk",
+        "partition_key_type": "S",
+        "sort_key": sort_key,
+        "sort_key_type": "S",
+        "global_secondary_indexes": gsis,
+    }
+    return evaluate(
+        tmp_path,
+        TF / "modules" / "dynamodb_table" / "keys.tf",
+        inputs,
+        {"attributes": "local.key_attributes", "conflicts": "local.conflicting_key_attributes"},
+    )
+
+
+def test_table_key_attributes_are_declared_once_when_keys_share_an_attribute(tmp_path):
+    # Two GSIs sorting on createdAt and a GSI keyed on the table's own keys: with a
+    # plain `{ for }` this was "Duplicate object key" at plan time.
+    out = table_keys(
+        tmp_path / "shared",
+        {
+            "byStatus": gsi("status", "createdAt", sort_key_type="N"),
+            "byOwner": gsi("owner", "createdAt", sort_key_type="N"),
+            "bySk": gsi("sk", "pk"),
+        },
+    )
+    assert out["attributes"] == {"pk": "S", "sk": "S", "status": "S", "owner": "S", "createdAt": "N"}
+    assert out["conflicts"] == []
+    only_table = table_keys(tmp_path / "plain", {}, sort_key="")
+    assert only_table["attributes"] == {"pk": "S"}
+
+
+def test_table_key_attribute_with_two_types_is_reported(tmp_path):
+    out = table_keys(tmp_path / "conflict", {"GSI1": gsi("sk", partition_key_type="N")})
+    assert out["conflicts"] == ["sk"]
+
+
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_terraform_names_and_environment_equal_deployctl_naming(env, tmp_path):
     from deployctl import naming, render

@@ -486,6 +486,37 @@ def test_api_gateway_invokes_only_live_aliases_from_its_own_stage():
     assert all(r.startswith("${local.log_group_arn_prefix}:") for r in logs["resources"])
 
 
+def test_api_gateway_cloudwatch_role_is_assumable_and_may_list_log_groups():
+    """API Gateway puts no aws:SourceAccount in the context when it assumes the account's
+    CloudWatch role, so a trust condition on it fails UpdateAccount ("The role ARN does not
+    have required permissions"). DescribeLogGroups is a list call IAM checks against
+    log-group:*, so the log-group name prefixes of the other statement would deny it."""
+    cfg = load(TF / "modules" / "rest_api")
+    (trust,) = [clean(s) for s in blocks(cfg.data[("aws_iam_policy_document", "apigateway_assume")]["statement"])]
+    assert trust["actions"] == ["sts:AssumeRole"]
+    assert clean(trust["principals"])[0]["identifiers"] == ["apigateway.amazonaws.com"]
+    assert "condition" not in trust
+    statements = [clean(s) for s in blocks(cfg.data[("aws_iam_policy_document", "apigateway_logs")]["statement"])]
+    (describe,) = [s for s in statements if "logs:DescribeLogGroups" in s["actions"]]
+    assert describe["actions"] == ["logs:DescribeLogGroups"]
+    assert describe["resources"] == ["${local.log_group_arn_prefix}:*"]
+    writes = [s for s in statements if s is not describe]
+    assert writes and all(not r.endswith("log-group:*") for s in writes for r in s["resources"])
+
+
+def test_table_key_attributes_tolerate_shared_keys_and_refuse_conflicting_types():
+    """Two GSIs sharing an attribute (or a GSI on the table's sort key) must not make the
+    attribute map a duplicate-key error; conflicting types fail the plan with a message."""
+    cfg = load(TF / "modules" / "dynamodb_table")
+    assert {k for k in cfg.files["keys.tf"] if not k.startswith("__")} == {"locals"}, "keys.tf: pure locals"
+    assert "a.name => a.type..." in cfg.locals["key_attribute_types"]
+    for name in ("this", "autoscaled"):
+        body = cfg.resources[("aws_dynamodb_table", name)]
+        assert clean(blocks(body["dynamic"])[0])["attribute"]["for_each"] == "${local.key_attributes}"
+        (pre,) = lifecycle(body)["precondition"]
+        assert pre["condition"] == "${length(local.conflicting_key_attributes) == 0}"
+
+
 # ---- lambda aliases, tables, API -------------------------------------------------------------------
 
 

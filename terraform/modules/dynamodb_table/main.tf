@@ -1,14 +1,6 @@
 locals {
   autoscaled = var.billing_mode == "PROVISIONED"
 
-  # Every attribute used as a table or index key, declared once with its type.
-  key_attributes = merge(
-    { for gsi in values(var.global_secondary_indexes) : gsi.partition_key => gsi.partition_key_type },
-    { for gsi in values(var.global_secondary_indexes) : gsi.sort_key => gsi.sort_key_type if gsi.sort_key != "" },
-    { (var.partition_key) = var.partition_key_type },
-    var.sort_key == "" ? {} : { (var.sort_key) = var.sort_key_type },
-  )
-
   # "table" => "" and "index/<GSI>" => "<GSI>" when contributor insights are on.
   insights_targets = var.contributor_insights ? {
     for index in concat([""], keys(var.global_secondary_indexes)) : (index == "" ? "table" : "index/${index}") => index
@@ -67,6 +59,13 @@ resource "aws_dynamodb_table" "this" {
     content {
       attribute_name = ttl.value
       enabled        = true
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.conflicting_key_attributes) == 0
+      error_message = "Key attributes used with different types by the table and its GSIs: ${join(", ", local.conflicting_key_attributes)}."
     }
   }
 }
@@ -133,6 +132,11 @@ resource "aws_dynamodb_table" "autoscaled" {
 
   lifecycle {
     ignore_changes = [read_capacity, write_capacity, global_secondary_index]
+
+    precondition {
+      condition     = length(local.conflicting_key_attributes) == 0
+      error_message = "Key attributes used with different types by the table and its GSIs: ${join(", ", local.conflicting_key_attributes)}."
+    }
   }
 }
 

@@ -59,8 +59,10 @@ locals {
   ]
 
   # One widget per Lambda metric, one line per function (every function).
+  # PutDashboard rejects a metric widget whose metrics array is empty, so the
+  # Lambda and DynamoDB widgets exist only when there is something to plot.
   lambda_widgets = [
-    for m in [
+    for m in length(local.function_names) == 0 ? [] : [
       { metric = "Invocations", stat = "Sum" },
       { metric = "Errors", stat = "Sum" },
       { metric = "Duration", stat = "p99" },
@@ -83,7 +85,7 @@ locals {
 
   # Consumed capacity and throttles for every table and every GSI.
   dynamodb_widgets = [
-    for m in [
+    for m in length(local.capacity_targets) == 0 ? [] : [
       { metric = "ConsumedReadCapacityUnits", title = "DynamoDB consumed RCU" },
       { metric = "ConsumedWriteCapacityUnits", title = "DynamoDB consumed WCU" },
       { metric = "ReadThrottleEvents", title = "DynamoDB read throttles" },

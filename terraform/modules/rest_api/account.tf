@@ -6,6 +6,11 @@ locals {
   log_group_arn_prefix = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group"
 }
 
+# No aws:SourceAccount / aws:SourceArn condition: API Gateway's documented trust
+# policy has none and API Gateway is known not to send aws:SourceAccount when it
+# assumes a role (integration credentials), so such a condition risks
+# UpdateAccount failing ("The role ARN does not have required permissions ...")
+# and logging stopping. The role can only write API Gateway log groups anyway.
 data "aws_iam_policy_document" "apigateway_assume" {
   statement {
     sid     = "ApiGatewayAssumesTheRole"
@@ -14,12 +19,6 @@ data "aws_iam_policy_document" "apigateway_assume" {
     principals {
       type        = "Service"
       identifiers = ["apigateway.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }
@@ -32,7 +31,6 @@ data "aws_iam_policy_document" "apigateway_logs" {
     actions = [
       "logs:CreateLogGroup",
       "logs:CreateLogStream",
-      "logs:DescribeLogGroups",
       "logs:DescribeLogStreams",
       "logs:GetLogEvents",
       "logs:FilterLogEvents",
@@ -42,6 +40,15 @@ data "aws_iam_policy_document" "apigateway_logs" {
       "${local.log_group_arn_prefix}:API-Gateway-Execution-Logs_*",
       "${local.log_group_arn_prefix}:/aws/apigateway/*",
     ]
+  }
+
+  # DescribeLogGroups is a list call: IAM evaluates it against every log group
+  # of the account and region (log-group:*), never against a name prefix, so
+  # the prefixes above would deny it. It reads metadata only.
+  statement {
+    sid       = "ListLogGroupsOfThisAccountAndRegion"
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["${local.log_group_arn_prefix}:*"]
   }
 }
 
