@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from deployctl import aliases
 from deployctl.cli import cli
 from deployctl.config import Settings, load_env
 from deployctl.errors import OperationFailed, Refused, UsageError
+from test_publish import use_account
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lambda_src_demo"
 
@@ -57,6 +59,13 @@ def project(tmp_path: Path) -> Path:
     dest = tmp_path / "proj"
     shutil.copytree(FIXTURE, dest)
     return dest
+
+
+@pytest.fixture
+def aws_env(aws_env, monkeypatch):
+    """conftest's moto env, with credentials of the dev fixture's account (the account guard checks it)."""
+    use_account(monkeypatch, "111111111111")
+    return dict(os.environ)
 
 
 @pytest.fixture
@@ -152,6 +161,7 @@ def test_cli_prints_before_and_after(dev, project):
 
 def test_prod_needs_confirmation(project, aws_env, monkeypatch):
     monkeypatch.setenv("DEPLOYCTL_AWS_MAX_ATTEMPTS", "2")
+    use_account(monkeypatch, "333333333333")  # the prod fixture's account
     name = function_with_versions("prod")
     result = invoke(["promote", "--env", "prod", "--function", "alpha"], project)
     assert result.exit_code == 4 and "needs confirmation" in result.stderr and "--yes" in result.stderr
@@ -163,3 +173,34 @@ def test_prod_needs_confirmation(project, aws_env, monkeypatch):
     assert result.exit_code == 4 and live(name)["version"] == "3"
     result = invoke(["rollback", "--env", "prod", "--function", "alpha", "-y"], project)
     assert result.exit_code == 0 and live(name)["version"] == "1"
+
+
+def test_promote_and_rollback_refuse_credentials_of_another_account(dev, project, monkeypatch):
+    """Same function names in every account: prod's promote with dev credentials must not move dev's live."""
+    _cfg, name = dev
+    invoke(["promote", "--env", "dev", "--function", "alpha"], project)
+    assert live(name) == {"version": "3", "weights": {}, "history": ["1"]}
+    use_account(monkeypatch, "333333333333")
+    function_with_versions("dev")  # a look-alike function in the other account
+    for args in (["promote", "--env", "dev", "--function", "alpha", "--version", "2"],
+                 ["rollback", "--env", "dev", "--function", "alpha"]):
+        result = invoke(args, project)
+        assert result.exit_code == 4, result.output
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and "account 333333333333" in errors[0] and "lives in account 111111111111" in errors[0]
+        assert live(name) == {"version": "1", "weights": {}, "history": []}  # the other account's: untouched
+    use_account(monkeypatch, "111111111111")
+    assert live(name) == {"version": "3", "weights": {}, "history": ["1"]}
+
+
+def test_bad_flag_values_are_one_line_usage_errors(dev, project):
+    for args, needle in ((["--weight", "0"], "'--weight': 0 is not in the range"),
+                         (["--weight", "100"], "'--weight': 100 is not in the range"),
+                         (["--version", "abc"], "not a published version number: 'abc'")):
+        result = invoke(["promote", "--env", "dev", "--function", "alpha", *args, "--json"], project)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and needle in result.stderr
+        assert json.loads(result.stdout)["error"] == "usage"
+    result = invoke(["promote", "--env", "dev"], project)
+    assert result.exit_code == 2 and result.stderr == "error: Missing option '--function'. (see 'deployctl promote --help')\n"
+    assert live(dev[1])["version"] == "1"

@@ -126,6 +126,28 @@ def test_json_mode_puts_a_machine_readable_error_on_stdout():
     assert doc["error"] == "unknown_env" and doc["exit_code"] == 2
 
 
+def test_bad_flags_and_commands_are_one_line_usage_errors_too():
+    cases = [
+        (["--bogus"], "error: No such option '--bogus'. (see 'deployctl --help')"),
+        (["nosuchcmd"], "error: No such command 'nosuchcmd'. (see 'deployctl --help')"),
+        (["promote", "--env", "dev"], "error: Missing option '--function'. (see 'deployctl promote --help')"),
+        (["promote", "--weight"], "error: Option '--weight' requires an argument. (see 'deployctl promote --help')"),
+        (["promote", "--function", "users", "--weight", "0"],
+         "error: Invalid value for '--weight': 0 is not in the range 1<=x<=99. (see 'deployctl promote --help')"),
+    ]
+    for args, line in cases:
+        result = invoke(args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr == line + "\n", args
+        assert result.stdout == ""
+        as_json = invoke([*args, "--json"] if args != ["promote", "--weight"] else ["--json", *args])
+        assert as_json.exit_code == 2
+        doc = json.loads(as_json.stdout)
+        assert doc["error"] == "usage" and doc["exit_code"] == 2 and doc["hint"].startswith("see 'deployctl")
+    plain = invoke([])  # no arguments at all: the help, as before
+    assert "Usage: deployctl" in plain.output or "Usage: cli" in plain.output
+
+
 def test_debug_adds_the_traceback():
     result = invoke(["--debug", "plan", "--env", "nosuch"])
     assert result.exit_code == 2

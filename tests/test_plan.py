@@ -179,6 +179,24 @@ def test_prod_needs_yes_and_foundation_plans_are_targeted(project, recorder, mon
     assert len(recorder.terraform("apply")) == 1
 
 
+def test_wrong_account_is_refused_before_asking_to_confirm(project, recorder, aws_env, monkeypatch):
+    from test_publish import use_account
+
+    monkeypatch.setattr("sys.stdin", open(os.devnull))  # not a terminal
+    plan_ok(project, "--env", "prod", "--foundation")
+    meta_file = bundle_dir(project, "prod") / "bundle.json"
+    meta = json.loads(meta_file.read_text())
+    meta["uses_aws"] = True  # as if the root used the AWS provider (the fixture roots are provider-free)
+    meta_file.write_text(json.dumps(meta))
+    use_account(monkeypatch, "999999999999")
+    recorder.calls.clear()
+    run = run_cli(project, "apply", "--env", "prod")
+    assert run.code == 4
+    assert "account 999999999999" in run.err and "lives in account 123456789012" in run.err
+    assert "needs confirmation" not in run.err and "Plan:" not in run.err  # nobody was asked
+    assert recorder.terraform("init") == [] and recorder.terraform("apply") == []
+
+
 def test_a_failing_plan_leaves_no_bundle(project):
     run = run_cli(project, "plan", "--env", "broken")
     assert run.code == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -65,6 +66,24 @@ def alias_state(env: str = "dev") -> dict:
             a = lam.get_alias(FunctionName=f"demo-{env}-{fn}", Name=alias)
             out[f"{fn}:{alias}"] = (a["FunctionVersion"], a.get("RoutingConfig"), a.get("Description"))
     return out
+
+
+def use_account(monkeypatch, account: str) -> None:
+    """Act as a principal of ``account`` on moto (an assumed role; moto keeps one world per account)."""
+    sts = boto3.client("sts")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/deployctl-tests",
+                            RoleSessionName="deployctl-tests")["Credentials"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # boto3.client() re-reads the variables
+
+
+@pytest.fixture
+def aws_env(aws_env, monkeypatch):
+    """conftest's moto env, with credentials of the dev fixture's account (the account guard checks it)."""
+    use_account(monkeypatch, "111111111111")
+    return dict(os.environ)
 
 
 @pytest.fixture
@@ -170,6 +189,64 @@ def test_missing_bucket_and_kms_key_are_clear_errors(project, aws_env):
     assert not manifest.manifest_path(cfg).exists()
 
 
+def test_credentials_of_another_account_are_refused_before_anything_changes(cfg, project, monkeypatch):
+    """Function and bucket names do not say which account they are in: the account guard does."""
+    use_account(monkeypatch, "999999999999")
+    result = invoke(["publish-lambda", "--env", "dev", "--deploy", "--json"], project)
+    assert result.exit_code == 4, result.output
+    error = json.loads(result.stdout)
+    assert error["error"] == "refused" and "999999999999" in error["message"] and "111111111111" in error["message"]
+    assert [ln for ln in result.stderr.splitlines() if ln.startswith("error:")] == [f"error: {error['where']}: "
+                                                                                   f"{error['message']} ({error['hint']})"]
+    use_account(monkeypatch, "111111111111")
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET)
+    assert not manifest.manifest_path(cfg).exists()
+
+
+def test_a_bad_wait_setting_is_a_one_line_config_error_before_any_upload(cfg, project, monkeypatch):
+    monkeypatch.setenv("DEPLOYCTL_LAMBDA_WAIT_S", "five minutes")
+    for args in (["publish-lambda", "--env", "dev", "--deploy"], ["promote", "--env", "dev", "--function", "alpha"]):
+        result = invoke(args, project)
+        if args[0] == "promote":  # promote waits for nothing: the setting does not concern it
+            assert result.exit_code == 0 and "nothing to do" in result.stderr, result.output
+            continue
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert result.stderr.splitlines() == ["error: DEPLOYCTL_LAMBDA_WAIT_S: must be a number of seconds between "
+                                              "1 and 3600, found 'five minutes' (unset it to wait the default 300 s)"]
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET)
+
+
+def test_a_concurrent_publish_of_the_same_env_is_refused_not_merged_away(cfg, project):
+    """Each run rewrites the whole manifest it read: a second run at the same time would drop entries."""
+    publish.publish(cfg, ["alpha"])
+    before = manifest.manifest_path(cfg).read_bytes()
+    with manifest.locked(cfg) as path:  # another run holds the env's publish lock
+        result = invoke(["publish-lambda", "--env", "dev", "--function", "beta"], project)
+        assert result.exit_code == 4, result.output
+        assert f"another publish-lambda for env 'dev' is running (pid {os.getpid()})" in result.stderr
+        assert path.read_bytes() == before
+    result = invoke(["publish-lambda", "--env", "dev", "--function", "beta"], project)
+    assert result.exit_code == 0, result.output
+    assert set(manifest.load_manifest(cfg)["functions"]) == {"alpha", "beta"}
+
+
+def test_a_failed_manifest_write_leaves_no_temp_file(cfg, monkeypatch):
+    publish.publish(cfg)
+    before = manifest.manifest_path(cfg).read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(manifest.os, "fsync", disk_full)  # the one edge we cannot provoke for real
+    data = manifest.load_manifest(cfg)
+    data["functions"]["alpha"]["published_at"] = "2000-01-01T00:00:00Z"
+    with pytest.raises(OperationFailed, match="could not write the manifest: No space left on device"):
+        manifest.write_manifest(cfg, data)
+    assert manifest.manifest_path(cfg).read_bytes() == before
+    assert [p.name for p in manifest.manifest_path(cfg).parent.iterdir() if p.name.startswith(".")] == []
+
+
 def test_unknown_function_is_refused_before_any_aws_call(cfg):
     with pytest.raises(UsageError, match="unknown function 'nope'"):
         publish.publish(cfg, ["nope"])
@@ -238,7 +315,7 @@ def test_cli_publish_json_and_human(cfg, project):
     assert "\r" not in result.stderr  # no progress bar off a terminal
     human = invoke(["publish-lambda", "--env", "dev", "--deploy"], project)
     assert human.exit_code == 0, human.output
-    assert "0 bytes uploaded" in human.stdout and "1 -> v2" in human.stdout
+    assert "0 bytes uploaded" in human.stdout and "v1 -> v2" in human.stdout
 
 
 def test_cli_publish_needs_an_env(project):

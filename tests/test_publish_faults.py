@@ -27,7 +27,7 @@ from deployctl import aliases, manifest, publish
 from deployctl.cli import cli
 from deployctl.config import Settings, load_env
 from deployctl.errors import OperationFailed
-from test_publish import FIXTURE, FUNCTIONS, placeholder_zip, terraform_applied
+from test_publish import FIXTURE, FUNCTIONS, placeholder_zip, terraform_applied, use_account
 
 pytestmark = pytest.mark.slow
 
@@ -223,6 +223,7 @@ def world(moto, project, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
     monkeypatch.setenv("DEPLOYCTL_AWS_MAX_ATTEMPTS", "2")
+    use_account(monkeypatch, "111111111111")  # the dev fixture's account (the account guard checks it)
     terraform_applied()
     cfg = load_env("dev", project)
     publish.publish(cfg, deploy=True)  # staging -> 2 everywhere, live -> 1, a manifest on disk

@@ -109,9 +109,11 @@ def promote(cfg: EnvConfig, function: str, *, version: str | None = None, weight
     check_functions(cfg, [function])
     physical = naming.function_name(cfg, function)
     if version is not None and not str(version).isdigit():
-        raise UsageError(f"--version must be a published version number, found {version!r}", where="--version")
+        raise UsageError(f"not a published version number: {version!r}", where="--version",
+                         hint="pass the number of a published version, e.g. --version 3")
     if weight is not None and not 1 <= weight <= 99:
         raise UsageError(f"--weight must be between 1 and 99, found {weight}", where="--weight")
+    aws.check_account(cfg)
     lam = aws.client("lambda", cfg.region)
     with aws.errors(f"promote {function}", physical):
         get_function(lam, physical)
@@ -160,6 +162,7 @@ def rollback(cfg: EnvConfig, function: str, *, ui: UI | None = None) -> dict:
     ui = ui or UI()
     check_functions(cfg, [function])
     physical = naming.function_name(cfg, function)
+    aws.check_account(cfg)
     lam = aws.client("lambda", cfg.region)
     with aws.errors(f"roll back {function}", physical):
         get_function(lam, physical)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deployctl.errors import ConfigError, DeployctlError, OperationFailed
+from deployctl.errors import ConfigError, DeployctlError, OperationFailed, Refused
 
 DEFAULT_MAX_ATTEMPTS = 5
 
@@ -54,9 +54,9 @@ def max_attempts() -> int:
             try:
                 value = int(raw)
             except ValueError:
-                raise ConfigError(f"{var} must be a whole number, found {raw!r}", where=var) from None
+                raise ConfigError(f"must be a whole number, found {raw!r}", where=var, hint="e.g. 5") from None
             if not 1 <= value <= 20:
-                raise ConfigError(f"{var} must be between 1 and 20, found {value}", where=var)
+                raise ConfigError(f"must be between 1 and 20, found {value}", where=var)
             return value
     return DEFAULT_MAX_ATTEMPTS
 
@@ -182,3 +182,28 @@ def errors(action: str, where: str | None = None) -> Iterator[None]:
         if module.startswith(("botocore", "boto3", "urllib3")):
             raise translate(exc, action, where) from exc
         raise
+
+
+def check_account(cfg: Any) -> dict:
+    """The account guard for commands that change AWS (publish-lambda, promote, rollback).
+
+    The credentials in use must belong to ``aws.account_id`` (STS GetCallerIdentity);
+    otherwise :class:`Refused` (exit 4) before anything is read or written. Function
+    and alias names are the same in every account, so without this a prod promote
+    with dev credentials would move dev's ``live`` alias. Skipped when the env sets
+    no ``aws.account_id`` (only allowed for unprotected envs).
+    """
+    if not cfg.account_id:
+        return {"checked": False, "reason": "aws.account_id is not set"}
+    sts = client("sts", cfg.region)
+    with errors("check the AWS account (sts get-caller-identity)", cfg.where("aws.account_id")):
+        ident = sts.get_caller_identity()
+    account = ident.get("Account", "")
+    if account != cfg.account_id:
+        raise Refused(
+            f"the AWS credentials are for account {account} ({ident.get('Arn', '?')}), "
+            f"but environment '{cfg.name}' lives in account {cfg.account_id} (aws.account_id)",
+            where=cfg.where("aws.account_id"),
+            hint=f"use credentials for account {cfg.account_id}; nothing was changed",
+        )
+    return {"checked": True, "account": account, "arn": ident.get("Arn", "")}

@@ -17,7 +17,7 @@ from deployctl import __version__
 from deployctl.commands import artifacts, doctor, infra, local
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
-from deployctl.errors import EXIT_INTERRUPTED, DeployctlError, Interrupted
+from deployctl.errors import EXIT_INTERRUPTED, DeployctlError, Interrupted, UsageError
 
 EPILOG = """\b
 Exit codes: 0 ok, 1 operation or policy failed, 2 usage/config error,
@@ -31,15 +31,41 @@ class DeployctlGroup(click.Group):
     def list_commands(self, ctx):
         return list(self.commands)  # keep the order below: the life cycle of a deploy
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["deployctl.argv"] = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
+            raise  # not reached: _usage_error exits
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
         except DeployctlError as exc:
             report(exc, ctx.ensure_object(Settings))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             report(Interrupted("interrupted"), ctx.ensure_object(Settings))
             ctx.exit(EXIT_INTERRUPTED)
+
+
+def _usage_error(ctx: click.Context, exc: click.UsageError) -> None:
+    """A bad flag or value: one line on stderr (JSON too with --json), exit 2, like every other error."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        raise exc  # plain `deployctl`: click prints the help
+    settings = ctx.ensure_object(Settings)
+    if "--json" in ctx.meta.get("deployctl.argv", []):
+        settings.json = True
+    if exc.ctx is not None and exc.ctx is not ctx:
+        path = exc.ctx.command_path.split()[1:]  # the program is deployctl whatever argv[0] was
+    else:
+        path = [ctx.invoked_subcommand] if ctx.invoked_subcommand else []
+    command = " ".join(["deployctl", *path])
+    report(UsageError(exc.format_message(), hint=f"see '{command} --help'"), settings)
+    ctx.exit(UsageError.exit_code)
 
 
 def report(exc: DeployctlError, settings: Settings) -> None:

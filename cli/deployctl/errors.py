@@ -82,13 +82,6 @@ class UnknownEnvironment(ConfigError):
     kind = "unknown_env"
 
 
-class NotImplementedYet(UsageError):
-    kind = "not_implemented"
-
-    def __init__(self, command: str):
-        super().__init__(f"'{command}' is not implemented yet", hint="see the open issues")
-
-
 class ToolMissing(DeployctlError):
     """An external tool (terraform, checkov, pip) is missing or too old."""
 

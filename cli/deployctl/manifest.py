@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from deployctl.config import EnvConfig
-from deployctl.errors import ConfigError, OperationFailed
+from deployctl.errors import ConfigError, OperationFailed, Refused
 
 SCHEMA_VERSION = 1
 FILENAME = "artifacts.json"
+LOCK_FILE = "publish.lock"
 ENTRY_KEYS = ("bucket", "key", "version_id", "sha256", "code_sha256", "size", "published_at")
 
 
@@ -72,8 +75,9 @@ def write_manifest(cfg: EnvConfig, data: dict[str, Any]) -> Path:
 
 def prepare(path: Path, data: dict[str, Any]) -> Path:
     """Write ``data`` to a temp file beside ``path``; :func:`commit` renames it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(dumps(data))
@@ -81,6 +85,8 @@ def prepare(path: Path, data: dict[str, Any]) -> Path:
             os.fsync(fh.fileno())
         os.chmod(name, 0o644)
     except OSError as exc:
+        if name is not None:
+            discard(Path(name))  # never leave a half-written temp file beside the manifest
         raise OperationFailed(f"could not write the manifest: {exc.strerror}", where=str(path)) from exc
     return Path(name)
 
@@ -98,3 +104,39 @@ def discard(tmp: Path) -> None:
         tmp.unlink()
     except FileNotFoundError:
         pass
+
+
+@contextmanager
+def locked(cfg: EnvConfig) -> Iterator[Path]:
+    """Hold the env's publish lock (``<work_dir>/publish.lock``) for a read-modify-write of the manifest.
+
+    Two publish-lambda runs for one env in one checkout would otherwise each write
+    the manifest they read at the start, and the later one would drop the other's
+    entries. The second run is refused (exit 4) instead; the lock goes with the process.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield manifest_path(cfg)
+        return
+    lock_path = cfg.work_dir / LOCK_FILE
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OperationFailed(f"could not open the publish lock: {exc.strerror}", where=str(lock_path)) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise Refused(
+                f"another publish-lambda for env '{cfg.name}' is running (pid {holder})",
+                where=str(lock_path),
+                hint="wait for it to finish, then re-run; nothing was changed",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield manifest_path(cfg)
+    finally:
+        os.close(fd)  # releases the lock

@@ -2,8 +2,8 @@
 
 plan:  render -> source gate -> account guard -> init -> plan -out -> show -json
        -> plan gate -> bundle (plan, plan JSON, policy, summary, fingerprint)
-apply: bundle present, both gates passed, fingerprint unchanged, prod confirmed,
-       account guard -> init -> apply PLANFILE -> outputs
+apply: bundle present, both gates passed, fingerprint unchanged, account guard,
+       prod confirmed -> init -> apply PLANFILE -> outputs
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from deployctl import gate as gate_mod
 from deployctl import plan as plan_mod
 from deployctl import render as render_mod
 from deployctl.config import EnvConfig, Settings
-from deployctl.errors import ConfigError, Interrupted, OperationFailed, PolicyFailed, Refused
+from deployctl.errors import ConfigError, Interrupted, PolicyFailed, Refused
 from deployctl.terraform import Terraform, backend_type, uses_aws
 from deployctl.ui import UI
 
@@ -40,31 +40,9 @@ def account_guard(cfg: EnvConfig, *, needed: bool) -> dict:
             where=cfg.where("aws.account_id"),
             hint="set the 12-digit account id this environment lives in",
         )
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from deployctl import aws
 
-    try:
-        sts = boto3.Session(region_name=cfg.region).client(
-            "sts", config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
-        )
-        ident = sts.get_caller_identity()
-    except NoCredentialsError:
-        raise OperationFailed("no AWS credentials found", hint="aws sso login / set AWS_PROFILE, or use the CI role") from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "?")
-        raise OperationFailed(f"STS GetCallerIdentity failed ({code}): {exc}", hint="check the AWS credentials") from None
-    except BotoCoreError as exc:
-        raise OperationFailed(f"STS GetCallerIdentity failed: {exc}", hint="check network access and credentials") from None
-    account = ident.get("Account", "")
-    if account != cfg.account_id:
-        raise Refused(
-            f"the AWS credentials are for account {account} ({ident.get('Arn', '?')}), "
-            f"but environment '{cfg.name}' lives in account {cfg.account_id}",
-            where=cfg.where("aws.account_id"),
-            hint=f"use credentials for account {cfg.account_id}; nothing was run",
-        )
-    return {"checked": True, "account": account, "arn": ident.get("Arn", "")}
+    return aws.check_account(cfg)
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -219,8 +197,9 @@ def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool
     current = plan_mod.fingerprint_inputs(cfg, f"{tfv.name} {tfv.version}")
     plan_mod.verify(bundle, cfg, current)
     summary = bundle.read_json(plan_mod.SUMMARY_JSON)
-    apply_guard(cfg, summary, ui, allow_destroy=allow_destroy)
+    # the account first: never ask someone to confirm an apply that would be refused anyway
     account = account_guard(cfg, needed=bool(bundle.meta.get("uses_aws")) or uses_aws(cfg.env_dir))
+    apply_guard(cfg, summary, ui, allow_destroy=allow_destroy)
 
     lock = bundle.path(plan_mod.LOCK_FILE)
     if lock.is_file():
@@ -243,10 +222,7 @@ def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool
         # A saved plan is consumed by any apply attempt: never apply it twice.
         bundle.write_json(plan_mod.APPLIED_JSON, {"status": status, "at": datetime.now(UTC).isoformat(timespec="seconds"),
                                                   "fingerprint": bundle.meta.get("fingerprint")})
-    if ui is not None and res.stdout.strip():
-        tail = [ln for ln in res.stdout.splitlines() if ln.startswith("Apply complete")]
-        if tail:
-            ui.info(tail[-1])
+    del res  # terraform's output was streamed to stderr as it ran
     outputs = read_outputs(tf)
     return {"env": cfg.name, "applied": True, "summary": summary["counts"], "account_guard": account,
             "outputs": outputs, "bundle": str(bundle.dir)}

@@ -31,12 +31,27 @@ from typing import Any
 
 from deployctl import aws, manifest, naming, packaging
 from deployctl.config import EnvConfig
-from deployctl.errors import DeployctlError, OperationFailed
+from deployctl.errors import ConfigError, DeployctlError, OperationFailed
 from deployctl.packaging import Artifact
 from deployctl.ui import UI
 
 MAX_WORKERS = 8
-WAIT_TIMEOUT_S = float(os.environ.get("DEPLOYCTL_LAMBDA_WAIT_S", "300") or 300)
+DEFAULT_WAIT_S = 300.0
+
+
+def wait_timeout() -> float:
+    """``DEPLOYCTL_LAMBDA_WAIT_S`` (default 300): how long to wait for a code update, in seconds."""
+    raw = os.environ.get("DEPLOYCTL_LAMBDA_WAIT_S", "").strip()
+    if not raw:
+        return DEFAULT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 3600:
+        raise ConfigError(f"must be a number of seconds between 1 and 3600, found {raw!r}",
+                          where="DEPLOYCTL_LAMBDA_WAIT_S", hint="unset it to wait the default 300 s")
+    return value
 
 
 @dataclass
@@ -251,8 +266,9 @@ def get_function(lam: Any, physical: str, qualifier: str | None = None) -> dict:
         raise
 
 
-def wait_updated(lam: Any, physical: str, timeout: float = WAIT_TIMEOUT_S) -> dict:
+def wait_updated(lam: Any, physical: str, timeout: float | None = None) -> dict:
     """Poll until the last update is Successful; raise if it Failed or takes too long."""
+    timeout = wait_timeout() if timeout is None else timeout
     deadline = time.monotonic() + timeout
     delay = 0.25
     while True:
@@ -382,10 +398,18 @@ def publish(cfg: EnvConfig, functions: Sequence[str] | None = None, *, deploy: b
     """Package, upload, optionally deploy to staging, then record the manifest."""
     ui = ui or UI()
     names = packaging.check_functions(cfg, functions)
+    if deploy:
+        wait_timeout()  # a bad DEPLOYCTL_LAMBDA_WAIT_S fails before anything is uploaded
+    with manifest.locked(cfg):
+        return _publish(cfg, names, deploy, ui)
+
+
+def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
     current = manifest.load_manifest(cfg)  # fail early on a broken manifest
     ui.step(f"packaging {len(names)} function(s)")
     artifacts = packaging.package(cfg, names)
     bucket = cfg.artifact_bucket()
+    aws.check_account(cfg)
     s3 = aws.client("s3", cfg.region)
     check_bucket(s3, bucket)
     kms_arn = kms_key_arn(cfg)

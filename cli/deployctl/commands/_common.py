@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import click
@@ -68,11 +67,3 @@ def load_env(required: bool = True) -> EnvConfig | None:
     if not required and not s.env:
         return None
     return s.load_env()
-
-
-def pass_settings(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(settings(), *args, **kwargs)
-
-    return wrapper

@@ -53,7 +53,9 @@ def publish_lambda(functions, deploy):
             dep = data["deployed"].get(fn)
             staging = "-"
             if dep:
-                staging = f"v{dep['version']} (unchanged)" if dep["skipped"] else f"{dep['staging_before'] or '-'} -> v{dep['version']}"
+                before = dep["staging_before"]
+                before = f"v{before}" if before and before.isdigit() else (before or "(none)")
+                staging = f"v{dep['version']} (unchanged)" if dep["skipped"] else f"{before} -> v{dep['version']}"
             rows.append([fn, item["sha256"][:16], "uploaded" if item["uploaded"] else "exists", str(item["version_id"]),
                          staging])
         text = table(rows, ["function", "sha256", "s3", "version_id", "staging"])
