@@ -27,6 +27,7 @@ from pathlib import Path
 
 from deployctl import runner
 from deployctl.errors import ConfigError, OperationFailed, ToolMissing
+from deployctl.fsutil import atomic_write
 from deployctl.tools import CHECKOV_INSTALL
 
 GATE_FILE = Path("policy") / "gate.toml"
@@ -286,8 +287,8 @@ def scan_source(root: Path, targets: list[Path], *, checkov: str, cache_dir: Pat
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             for old in cache_file.parent.glob("checkov-*.json"):
                 old.unlink(missing_ok=True)
-            cache_file.write_text(json.dumps({"failed": [asdict(f) for f in failed], "skipped": [asdict(f) for f in skipped]},
-                                             indent=1, sort_keys=True), encoding="utf-8")
+            atomic_write(cache_file, json.dumps({"failed": [asdict(f) for f in failed],
+                                                 "skipped": [asdict(f) for f in skipped]}, indent=1, sort_keys=True))
     result = evaluate("source", names, failed, skipped, gate)
     result.cached = cached
     return result

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError, OperationFailed, Refused
+from deployctl.fsutil import write_temp
 
 SCHEMA_VERSION = 1
 FILENAME = "artifacts.json"
@@ -75,20 +75,10 @@ def write_manifest(cfg: EnvConfig, data: dict[str, Any]) -> Path:
 
 def prepare(path: Path, data: dict[str, Any]) -> Path:
     """Write ``data`` to a temp file beside ``path``; :func:`commit` renames it into place."""
-    name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps(data))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(name, 0o644)
+        return write_temp(path, dumps(data))  # never leaves a half-written temp file behind
     except OSError as exc:
-        if name is not None:
-            discard(Path(name))  # never leave a half-written temp file beside the manifest
         raise OperationFailed(f"could not write the manifest: {exc.strerror}", where=str(path)) from exc
-    return Path(name)
 
 
 def commit(tmp: Path, path: Path) -> None:

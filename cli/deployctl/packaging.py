@@ -49,6 +49,7 @@ from pathlib import Path
 from deployctl import runner
 from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError, OperationFailed, UsageError
+from deployctl.fsutil import atomic_write
 
 FORMAT_VERSION = "1"
 COMPRESS_LEVEL = 6
@@ -130,11 +131,7 @@ class Scan:
         if len(kept) > 5000:  # bounded: forget what this run did not see
             live = set(self.digests.values())
             kept = {k: v for k, v in kept.items() if k.rsplit(":", 1)[-1] in live}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".imports.", dir=self.path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(kept, fh, sort_keys=True)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(kept, sort_keys=True))
 
 
 def source_dir(cfg: EnvConfig) -> Path:
@@ -498,7 +495,7 @@ def _build_one(cfg: EnvConfig, function: str, src: Path, out: Path, cache: Path,
         write_zip(entries, cached_zip, epoch)
         sha_hex, sha_b64, size = digest_file(cached_zip)
         meta = {"sha256": sha_hex, "code_sha256": sha_b64, "size": size, "files": len(entries)}
-        _write_meta(meta_path, meta)
+        atomic_write(meta_path, json.dumps(meta, sort_keys=True))
     dest = out / f"{function}.zip"
     _place(cached_zip, dest)
     return Artifact(function=function, path=dest, sha256=meta["sha256"], code_sha256=meta["code_sha256"],
@@ -511,13 +508,6 @@ def _read_meta(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and {"sha256", "code_sha256", "size", "files"} <= set(data) else None
-
-
-def _write_meta(path: Path, meta: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(meta, fh, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def _place(cached: Path, dest: Path) -> None:

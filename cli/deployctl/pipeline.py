@@ -247,8 +247,5 @@ def read_outputs(tf: Terraform) -> dict:
 def run_outputs(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     tf = Terraform(cfg, settings, ui)
     if not (cfg.env_dir / ".terraform").is_dir():
-        backend = cfg.env_dir / render_mod.BACKEND_FILE
-        if backend_type(cfg.env_dir) == "s3":
-            render_mod.atomic_write(backend, render_mod.render_template("backend.hcl.j2", render_mod.backend_context(cfg)))
-        tf.init(backend if backend_type(cfg.env_dir) == "s3" else None)
+        tf.init(render_mod.write_backend(cfg) if backend_type(cfg.env_dir) == "s3" else None)
     return read_outputs(tf)

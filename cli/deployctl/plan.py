@@ -23,6 +23,7 @@ from pathlib import Path
 
 from deployctl.config import EnvConfig
 from deployctl.errors import Refused
+from deployctl.fsutil import atomic_write
 
 BUNDLE_SCHEMA = 1
 PLAN_FILE = "tfplan"
@@ -230,11 +231,8 @@ class Bundle:
         self.dir.mkdir(parents=True, mode=0o700)
 
     def write_json(self, name: str, data, *, secret: bool = False) -> Path:
-        p = self.path(name)
-        p.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        if secret:
-            p.chmod(0o600)
-        return p
+        return atomic_write(self.path(name), json.dumps(data, indent=1, sort_keys=True) + "\n",
+                            mode=0o600 if secret else 0o644)
 
     def read_json(self, name: str):
         return json.loads(self.path(name).read_text(encoding="utf-8"))

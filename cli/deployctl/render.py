@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError
+from deployctl.fsutil import atomic_write
 
 TFVARS_FILE = "deployctl.auto.tfvars.json"
 BACKEND_FILE = "backend.hcl"
@@ -210,25 +209,13 @@ def render(cfg: EnvConfig, *, allow_missing_artifacts: bool = False) -> Rendered
     atomic_write(tfvars_path, text)
     if json.loads(tfvars_path.read_text(encoding="utf-8")) != parsed:  # parse back what landed on disk
         raise ConfigError("rendered tfvars did not read back identically", where=str(tfvars_path))
+    return Rendered(tfvars_path, write_backend(cfg), parsed, missing, omitted)
+
+
+def write_backend(cfg: EnvConfig) -> Path:
+    """Write ``backend.hcl`` (state bucket, key, region, lockfile) into the env root."""
     backend_path = cfg.env_dir / BACKEND_FILE
     atomic_write(backend_path, render_template("backend.hcl.j2", backend_context(cfg)))
-    return Rendered(tfvars_path, backend_path, parsed, missing, omitted)
+    return backend_path
 
 
-def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
