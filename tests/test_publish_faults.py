@@ -23,6 +23,7 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
+from conftest import FAKE_CREDENTIALS, free_port
 from deployctl import aliases, manifest, publish
 from deployctl.cli import cli
 from deployctl.config import Settings, load_env
@@ -31,14 +32,7 @@ from test_publish import FIXTURE, FUNCTIONS, placeholder_zip, terraform_applied,
 
 pytestmark = pytest.mark.slow
 
-FAKE = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+FAKE = FAKE_CREDENTIALS
 
 
 class PrivateMoto:
