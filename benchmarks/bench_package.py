@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "cli"))
 
-from deployctl import packaging, publish  # noqa: E402
+from deployctl.artifacts import packaging, publish  # noqa: E402
 from deployctl.config import load_defaults, load_env  # noqa: E402
 from deployctl.ui import UI, table  # noqa: E402
 

@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from deployctl import pipeline, terraform
 from deployctl.config import Settings, load_env
 from deployctl.errors import OperationFailed, Refused
+from deployctl.infra import pipeline, terraform
 from tf_helpers import copy_project
 
 LOCK_ERROR = """\

@@ -12,8 +12,9 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from deployctl import gate, runner
+from deployctl import runner
 from deployctl.errors import ConfigError
+from deployctl.infra import gate
 from tf_helpers import CHECKOV, FIXTURES, copy_project, run_cli
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from deployctl import naming
 from deployctl.config import load_env
-from deployctl.localserver import create_tables, seed_parameters
+from deployctl.local.server import create_tables, seed_parameters
 
 sys.path.insert(0, str(ROOT / "lambda_src"))
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from deployctl import packaging, runner
+from deployctl import runner
+from deployctl.artifacts import packaging
 from deployctl.cli import cli
 from deployctl.config import Settings, load_defaults, load_env
 from deployctl.errors import ConfigError, UsageError

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-from deployctl import manifest, packaging, publish
+from deployctl.artifacts import manifest, packaging, publish
 from deployctl.cli import cli
 from deployctl.config import Settings, load_env
 from deployctl.errors import OperationFailed, UsageError

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FAKE_CREDENTIALS, free_port
-from deployctl import aliases, manifest, publish
+from deployctl.artifacts import aliases, manifest, publish
 from deployctl.cli import cli
 from deployctl.config import Settings, load_env
 from deployctl.errors import OperationFailed

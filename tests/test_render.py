@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from deployctl import render
 from deployctl.config import load_env
 from deployctl.errors import ConfigError
+from deployctl.infra import render
 from tf_helpers import copy_project, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from deployctl.config import load_env
-from deployctl.localserver import load_routes, match, path_table
+from deployctl.local.server import load_routes, match, path_table
 
 sys.path.insert(0, str(ROOT / "lambda_src"))
 

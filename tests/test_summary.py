@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from deployctl import pipeline, plan
 from deployctl.config import load_env
 from deployctl.errors import Refused
+from deployctl.infra import pipeline, plan
 from deployctl.ui import UI
 from tf_helpers import FIXTURES, copy_project
 

@@ -303,8 +303,9 @@ def test_table_key_attribute_with_two_types_is_reported(tmp_path):
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_terraform_names_and_environment_equal_deployctl_naming(env, tmp_path):
-    from deployctl import naming, render
+    from deployctl import naming
     from deployctl.config import load_env
+    from deployctl.infra import render
 
     cfg = load_env(env, ROOT)
     _, tfvars, _, _ = render.render_tfvars_text(cfg, {"functions": {}}, allow_missing_artifacts=True)

@@ -524,7 +524,7 @@ def test_aliases_live_and_staging_ignore_version_drift():
     cfg = load(TF / "modules" / "lambda_function")
     alias = cfg.resources[("aws_lambda_alias", "this")]
     assert clean(cfg.locals["aliases"]) == '${toset(["live", "staging"])}'
-    # description holds deployctl's rollback history (deployctl.aliases)
+    # description holds deployctl's rollback history (deployctl.artifacts.aliases)
     assert {"description", "function_version", "routing_config"} <= ignored(alias)
     fn = cfg.resources[("aws_lambda_function", "this")]
     assert fn["publish"] is True
@@ -687,7 +687,7 @@ def optional_default(type_text: str):
 
 
 def test_root_declares_one_variable_per_rendered_section():
-    from deployctl import render
+    from deployctl.infra import render
 
     cfg = load(ENVS[0])
     assert set(cfg.variables) == ROOT_VARIABLES == set(render.SECTIONS) | {"environment"}
@@ -697,7 +697,7 @@ def test_root_declares_one_variable_per_rendered_section():
 def test_root_variable_types_accept_every_rendered_key(env):
     """Every key `deployctl render` writes has an attribute in the root variable's type
     (Terraform would silently drop an unknown one)."""
-    from deployctl import render
+    from deployctl.infra import render
 
     cfg = load(ENVS[0])
     text, tfvars, _missing, _omitted = render.render_tfvars_text(

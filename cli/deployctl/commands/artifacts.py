@@ -16,7 +16,7 @@ from deployctl.commands._common import common_options, env_option, load_env, set
 @common_options
 def package(functions, output_dir):
     """Build one reproducible zip per function from lambda_src/."""
-    from deployctl import packaging
+    from deployctl.artifacts import packaging
     from deployctl.config import load_defaults
     from deployctl.ui import table
 
@@ -40,7 +40,7 @@ def package(functions, output_dir):
 @common_options
 def publish_lambda(functions, deploy):
     """Package, upload to the env's artifact bucket and record the artifact manifest."""
-    from deployctl import publish
+    from deployctl.artifacts import publish
     from deployctl.ui import table
 
     cfg = load_env()
@@ -73,7 +73,7 @@ def publish_lambda(functions, deploy):
 @common_options
 def promote(function, version, weight):
     """Point the 'live' alias at the version 'staging' has, or a canary share of it."""
-    from deployctl import aliases
+    from deployctl.artifacts import aliases
 
     cfg = load_env()
     out = ui()
@@ -88,7 +88,7 @@ def promote(function, version, weight):
 @common_options
 def rollback(function):
     """Point the 'live' alias back to where it was before the last promote."""
-    from deployctl import aliases
+    from deployctl.artifacts import aliases
 
     cfg = load_env()
     out = ui()

@@ -17,7 +17,7 @@ def doctor():
 
     Exits 1 if something required is missing.
     """
-    from deployctl import doctor as core
+    from deployctl.infra import doctor as core
 
     cfg = load_env(required=False)
     checks = core.run(settings(), cfg)

@@ -27,7 +27,7 @@ def _styler(out):
 @common_options
 def render(foundation):
     """Render terraform/envs/<env>/*.auto.tfvars.json and the backend config."""
-    from deployctl import render as core
+    from deployctl.infra import render as core
 
     cfg = load_env()
     out = ui()
@@ -55,7 +55,7 @@ def check():
     checks and waivers (each with a reason) live in policy/gate.toml; a JUnit
     report is written into the env's work dir (.deployctl/).
     """
-    from deployctl import gate, pipeline
+    from deployctl.infra import gate, pipeline
 
     cfg = load_env(required=False)
     out = ui()
@@ -80,8 +80,8 @@ def check():
 @common_options
 def plan(foundation):
     """Render, gate, init and plan; save the plan bundle that apply will use."""
-    from deployctl import pipeline
-    from deployctl import plan as plan_core
+    from deployctl.infra import pipeline
+    from deployctl.infra import plan as plan_core
 
     cfg = load_env()
     out = ui()
@@ -106,7 +106,7 @@ def plan(foundation):
 @common_options
 def apply(allow_destroy):
     """Apply the saved plan bundle if it passed the gates and is not stale."""
-    from deployctl import pipeline
+    from deployctl.infra import pipeline
 
     cfg = load_env()
     out = ui()
@@ -135,7 +135,7 @@ def _outputs_table(outputs: dict) -> str:
 @common_options
 def outputs():
     """Print the terraform outputs of an environment as a table or JSON (sensitive values redacted)."""
-    from deployctl import pipeline
+    from deployctl.infra import pipeline
 
     cfg = load_env()
     out = ui()
@@ -148,7 +148,7 @@ def outputs():
 @common_options
 def bootstrap():
     """Create what must exist before the first plan (the state bucket), idempotently."""
-    from deployctl import bootstrap as core
+    from deployctl.infra import bootstrap as core
 
     cfg = load_env()
     out = ui()

@@ -28,7 +28,7 @@ def local(port, host):
     The first line on stdout ends with the URL (JSON with --json); each
     request is logged on stderr as METHOD PATH STATUS TIME.
     """
-    from deployctl.localserver import LocalServer, curl_example
+    from deployctl.local.server import LocalServer, curl_example
 
     s = settings()
     cfg = s.load_env(s.env or "dev")

@@ -132,7 +132,7 @@ def _undefined_name(message: str) -> str:
 
 def load_manifest(cfg: EnvConfig) -> dict:
     """The artifact manifest written by publish-lambda (empty functions map if absent)."""
-    from deployctl.manifest import load_manifest as _load
+    from deployctl.artifacts.manifest import load_manifest as _load
 
     return _load(cfg)
 

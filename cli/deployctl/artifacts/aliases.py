@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl import aws, naming
+from deployctl.artifacts.packaging import check_functions
+from deployctl.artifacts.publish import get_alias, get_function, revision_guard
 from deployctl.config import EnvConfig
 from deployctl.errors import OperationFailed, Refused, UsageError
-from deployctl.packaging import check_functions
-from deployctl.publish import get_alias, get_function, revision_guard
 from deployctl.ui import UI
 
 HISTORY_KEY = "deployctl_previous"

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deployctl import gate as gate_mod
-from deployctl import plan as plan_mod
-from deployctl import render as render_mod
 from deployctl.config import EnvConfig, Settings
 from deployctl.errors import ConfigError, Interrupted, PolicyFailed, Refused
-from deployctl.terraform import Terraform, backend_type, uses_aws
+from deployctl.infra import gate as gate_mod
+from deployctl.infra import plan as plan_mod
+from deployctl.infra import render as render_mod
+from deployctl.infra.terraform import Terraform, backend_type, uses_aws
 from deployctl.ui import UI
 
 FOUNDATION_TARGETS = ["module.kms", "module.artifact_bucket"]

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from deployctl import aws, manifest, naming, packaging
+from deployctl import aws, naming
+from deployctl.artifacts import manifest, packaging
+from deployctl.artifacts.packaging import Artifact
 from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError, DeployctlError, OperationFailed
-from deployctl.packaging import Artifact
 from deployctl.ui import UI
 
 MAX_WORKERS = 8

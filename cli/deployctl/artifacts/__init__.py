@@ -1,0 +1,1 @@
+"""Artifacts: reproducible Lambda zips, content-addressed uploads, the manifest, alias moves."""

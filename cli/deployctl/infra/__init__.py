@@ -1,0 +1,1 @@
+"""Infra: tfvars rendering, policy gates, terraform plan/apply bundles, bootstrap, doctor."""

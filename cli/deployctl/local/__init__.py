@@ -1,0 +1,1 @@
+"""Local: the API served on localhost against an embedded emulator."""
