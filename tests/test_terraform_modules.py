@@ -183,7 +183,7 @@ def test_versions_are_pinned(path):
     (tf,) = cfg.terraform
     assert clean(tf["required_version"]) == ">= 1.10"
     aws = clean(blocks(tf["required_providers"])[0])["aws"]
-    assert aws == {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}
+    assert aws == {"source": "hashicorp/aws", "version": ">= 5.100, < 7.0"}
 
 
 def test_no_external_programs_local_exec_or_local_zips():

@@ -84,6 +84,7 @@ module "app_config" {
   environment = var.environment
   kms_key_arn = module.kms.key_arn
   parameters  = var.parameters
+  region      = var.aws.region
 }
 
 # ---- compute and edge -------------------------------------------------------------
@@ -120,6 +121,7 @@ module "api" {
   logging_level          = var.api.logging_level
   name                   = local.prefix
   openapi_body           = local.openapi_body
+  region                 = var.aws.region
   stage_name             = var.environment
   throttling_burst_limit = var.api.throttle_burst_limit
   throttling_rate_limit  = var.api.throttle_rate_limit
@@ -139,6 +141,7 @@ module "monitoring" {
   kms_key_arn        = module.kms.key_arn
   name               = local.prefix
   period_s           = var.alarms.period_s
+  region             = var.aws.region
   tables             = { for name, table in module.tables : name => { table_name = table.name, index_names = table.index_names } }
 
   thresholds = {

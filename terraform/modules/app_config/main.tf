@@ -1,7 +1,5 @@
 data "aws_partition" "current" {}
 
-data "aws_region" "current" {}
-
 data "aws_caller_identity" "current" {}
 
 locals {
@@ -9,7 +7,7 @@ locals {
 
   # SSM parameter ARNs are "arn:...:parameter" followed by the name without its
   # leading slash.
-  arn_prefix = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:parameter${trimsuffix(local.prefix, "/")}"
+  arn_prefix = "arn:${data.aws_partition.current.partition}:ssm:${var.region}:${data.aws_caller_identity.current.account_id}:parameter${trimsuffix(local.prefix, "/")}"
 
   plain  = { for name, p in var.parameters : name => p if !p.secure }
   secure = { for name, p in var.parameters : name => p if p.secure }

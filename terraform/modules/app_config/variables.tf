@@ -43,6 +43,16 @@ variable "parameters" {
   }
 }
 
+variable "region" {
+  description = "The region of the SSM parameters (used in the IAM ARNs this module outputs)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region like eu-west-1."
+  }
+}
+
 variable "secure_placeholder" {
   description = "Value SecureString parameters are created with, before the real value is set out of band."
   type        = string

@@ -1,11 +1,9 @@
 data "aws_partition" "current" {}
 
-data "aws_region" "current" {}
-
 data "aws_caller_identity" "current" {}
 
 locals {
-  region = data.aws_region.current.region
+  region = var.region
 
   topic_policy = {
     Version = "2012-10-17"

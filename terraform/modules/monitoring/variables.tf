@@ -79,6 +79,16 @@ variable "period_s" {
   }
 }
 
+variable "region" {
+  description = "The region of the alarms (scopes the SNS topic policy to this region's alarms)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region like eu-west-1."
+  }
+}
+
 variable "tables" {
   description = "Every table, keyed by table key: its physical name and its GSI names."
   type = map(object({

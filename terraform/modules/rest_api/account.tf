@@ -3,7 +3,7 @@
 # stack in the same account and region owns it.
 
 locals {
-  log_group_arn_prefix = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group"
+  log_group_arn_prefix = "arn:${data.aws_partition.current.partition}:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group"
 }
 
 # No aws:SourceAccount / aws:SourceArn condition: API Gateway's documented trust
@@ -56,7 +56,7 @@ resource "aws_iam_role" "cloudwatch" {
   count = var.manage_account_settings ? 1 : 0
 
   name               = "${var.name}-apigateway-cloudwatch"
-  description        = "API Gateway account CloudWatch Logs role (${data.aws_region.current.region})"
+  description        = "API Gateway account CloudWatch Logs role (${var.region})"
   assume_role_policy = data.aws_iam_policy_document.apigateway_assume.json
   tags               = var.tags
 }

@@ -103,6 +103,16 @@ variable "openapi_body" {
   }
 }
 
+variable "region" {
+  description = "The region of the API (scopes the API Gateway CloudWatch role to this region's log groups)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region like eu-west-1."
+  }
+}
+
 variable "stage_name" {
   description = "Stage name, one per environment (e.g. dev, staging, prod)."
   type        = string
