@@ -155,7 +155,7 @@ def test_cli_prints_before_and_after(dev, project):
     assert "before: v1" in result.stdout and "after:  v1 +10% v3" in result.stdout
     result = invoke(["rollback", "--env", "dev", "--function", "alpha", "--json"], project)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["result"]
     assert data["action"] == "rollback" and data["after"] == {"version": "1", "weights": {}}
 
 
@@ -200,7 +200,7 @@ def test_bad_flag_values_are_one_line_usage_errors(dev, project):
         result = invoke(["promote", "--env", "dev", "--function", "alpha", *args, "--json"], project)
         assert result.exit_code == 2, result.output
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and needle in result.stderr
-        assert json.loads(result.stdout)["error"] == "usage"
+        assert json.loads(result.stdout)["error"]["error"] == "usage"
     result = invoke(["promote", "--env", "dev"], project)
     assert result.exit_code == 2 and result.stderr == "error: Missing option '--function'. (see 'deployctl promote --help')\n"
     assert live(dev[1])["version"] == "1"

@@ -25,7 +25,7 @@ def s3():
 def test_bootstrap_creates_a_locked_down_state_bucket_idempotently(project, aws_env):
     run = run_cli(project, "bootstrap", "--env", "dev", "--json", tools=False)
     assert run.code == 0, run.err
-    result = json.loads(run.out)
+    result = json.loads(run.out)["result"]
     bucket = "fixture-tfstate-123456789012-eu-west-1"
     assert result["bucket"] == bucket and result["key"] == "fixture/dev/terraform.tfstate"
     assert result["steps"]["bucket"] == "created"
@@ -49,7 +49,7 @@ def test_bootstrap_creates_a_locked_down_state_bucket_idempotently(project, aws_
 
     run = run_cli(project, "bootstrap", "--env", "dev", "--json", tools=False)
     assert run.code == 0, run.err
-    assert set(json.loads(run.out)["steps"].values()) == {"ok"}  # nothing to do the second time
+    assert set(json.loads(run.out)["result"]["steps"].values()) == {"ok"}  # nothing to do the second time
 
 
 def test_bootstrap_keeps_other_policy_statements_and_repairs_drift(project, aws_env):
@@ -61,7 +61,7 @@ def test_bootstrap_keeps_other_policy_statements_and_repairs_drift(project, aws_
     client.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [other]}))
     run = run_cli(project, "bootstrap", "--env", "dev", "--json", tools=False)
     assert run.code == 0, run.err
-    steps = json.loads(run.out)["steps"]
+    steps = json.loads(run.out)["result"]["steps"]
     assert steps["bucket"] == "ok" and steps["versioning"] == "updated" and steps["tls_only_policy"] == "updated"
     sids = [st.get("Sid") for st in json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]]
     assert sids == ["AllowCiRead", "DenyInsecureTransport"]

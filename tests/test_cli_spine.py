@@ -123,7 +123,8 @@ def test_json_mode_puts_a_machine_readable_error_on_stdout():
     result = invoke(["--json", "plan", "--env", "nosuch"])
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
-    assert doc["error"] == "unknown_env" and doc["exit_code"] == 2
+    assert doc == {"command": "plan", "env": "nosuch", "ok": False, "error": doc["error"]}
+    assert doc["error"]["error"] == "unknown_env" and doc["error"]["exit_code"] == 2
 
 
 def test_bad_flags_and_commands_are_one_line_usage_errors_too():
@@ -143,7 +144,9 @@ def test_bad_flags_and_commands_are_one_line_usage_errors_too():
         as_json = invoke([*args, "--json"] if args != ["promote", "--weight"] else ["--json", *args])
         assert as_json.exit_code == 2
         doc = json.loads(as_json.stdout)
-        assert doc["error"] == "usage" and doc["exit_code"] == 2 and doc["hint"].startswith("see 'deployctl")
+        assert doc["ok"] is False and "result" not in doc
+        err = doc["error"]
+        assert err["error"] == "usage" and err["exit_code"] == 2 and err["hint"].startswith("see 'deployctl")
     plain = invoke([])  # no arguments at all: the help, as before
     assert "Usage: deployctl" in plain.output or "Usage: cli" in plain.output
 
@@ -252,7 +255,7 @@ def test_doctor_json_has_one_entry_per_dependency(tmp_path: Path):
     full_env.update(env)
     proc = subprocess.run([sys.executable, "-m", "deployctl", "doctor", "--json"], capture_output=True, text=True,
                           env=full_env, cwd=ROOT, timeout=180)
-    doc = json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)["result"]
     assert set(doc["checks"]) >= {"python", "terraform", "checkov", "boto3", "click", "jinja2", "aws-identity"}
     tf = doc["checks"]["terraform"]
     assert tf["ok"] is False and "no-such-terraform-binary" in tf["detail"] and "install" in tf["fix"]
@@ -264,7 +267,7 @@ def test_doctor_json_has_one_entry_per_dependency(tmp_path: Path):
 def test_doctor_reports_the_aws_identity_from_the_standard_chain(aws_env):
     proc = subprocess.run([sys.executable, "-m", "deployctl", "doctor", "--json"], capture_output=True, text=True,
                           env=aws_env, cwd=ROOT, timeout=180)
-    ident = json.loads(proc.stdout)["checks"]["aws-identity"]
+    ident = json.loads(proc.stdout)["result"]["checks"]["aws-identity"]
     assert ident["ok"] is True and ident["version"] == "123456789012"  # moto's default account
 
 

@@ -37,7 +37,7 @@ def write_gate(root, text):
 def test_gate_fails_with_the_known_check_ids(gated):
     root, run = gated
     assert run.code == 1
-    result = json.loads(run.out)
+    result = json.loads(run.out)["result"]
     assert not result["passed"] and not result["cached"]
     failed = {f["check_id"] for f in result["findings"] if f["status"] == "failed"}
     assert failed == KNOWN_FAILURES
@@ -69,7 +69,7 @@ def test_waivers_with_reasons_pass_without_a_rescan(gated):
     # the inline skip without a reason still blocks: no waiver covers that
     run = run_cli(root, "check", "--json")
     assert run.code == 1
-    result = json.loads(run.out)
+    result = json.loads(run.out)["result"]
     assert result["cached"]  # the same files: checkov's findings came from the cache
     assert {f["check_id"] for f in result["findings"] if f["status"] == "waived"} == KNOWN_FAILURES
     assert {f["check_id"] for f in result["findings"] if f["status"] in {"failed", "bad_skip"}} == {"CKV_AWS_27"}
@@ -123,7 +123,7 @@ def test_waivers_and_reasoned_skips_pass_and_a_changed_file_is_rescanned(gated, 
     main_tf.write_text(main_tf.read_text().replace("#checkov:skip=CKV_AWS_27\n", "#checkov:skip=CKV_AWS_27:ids only\n"))
     run = run_cli(root, "check", "--json")
     assert run.code == 0, run.err
-    result = json.loads(run.out)
+    result = json.loads(run.out)["result"]
     assert result["passed"] and not result["cached"]  # the files changed: checkov ran again
     assert result["counts"] == {"failed": 0, "bad_skip": 0, "warning": 0, "waived": 3, "skipped": 2}
     run = run_cli(root, "check")

@@ -207,7 +207,7 @@ def test_missing_handler_module_and_attribute_and_syntax_errors(project):
 def test_cli_package_json_without_env(project, tmp_path):
     result = invoke(["package", "--json", "--output-dir", str(tmp_path / "dist")], project)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)["functions"]
+    data = json.loads(result.stdout)["result"]["functions"]
     assert set(data) == {"alpha", "beta", "gamma"}
     for fn, item in data.items():
         path = Path(item["path"])

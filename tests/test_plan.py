@@ -64,7 +64,7 @@ def plan_ok(root, *args):
 
 def test_plan_saves_a_bundle_and_apply_uses_exactly_it(project, recorder):
     run = plan_ok(project, "--env", "dev", "--json")
-    result = json.loads(run.out)
+    result = json.loads(run.out)["result"]
     assert result["gates"]["source"]["passed"] and result["gates"]["plan"]["passed"]
     assert result["account_guard"] == {"checked": False, "reason": "the root uses no AWS provider"}
     assert "account guard skipped" in run.err
@@ -95,7 +95,7 @@ def test_plan_saves_a_bundle_and_apply_uses_exactly_it(project, recorder):
 
     run = run_cli(project, "apply", "--env", "dev", "--json")
     assert run.code == 0, run.err
-    result = json.loads(run.out)
+    result = json.loads(run.out)["result"]
     assert result["outputs"]["prefix"]["value"] == "fixture-dev"
     assert result["outputs"]["log_retention_days"]["value"] == 3
     assert result["outputs"]["api_token_placeholder"]["value"] == "(sensitive)"

@@ -194,7 +194,9 @@ def test_credentials_of_another_account_are_refused_before_anything_changes(cfg,
     use_account(monkeypatch, "999999999999")
     result = invoke(["publish-lambda", "--env", "dev", "--deploy", "--json"], project)
     assert result.exit_code == 4, result.output
-    error = json.loads(result.stdout)
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["command"] == "publish-lambda" and doc["env"] == "dev"
+    error = doc["error"]
     assert error["error"] == "refused" and "999999999999" in error["message"] and "111111111111" in error["message"]
     assert [ln for ln in result.stderr.splitlines() if ln.startswith("error:")] == [f"error: {error['where']}: "
                                                                                    f"{error['message']} ({error['hint']})"]
@@ -310,7 +312,7 @@ def test_deploy_to_a_missing_function_fails_and_records_nothing(cfg):
 def test_cli_publish_json_and_human(cfg, project):
     result = invoke(["publish-lambda", "--env", "dev", "--json"], project)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["result"]
     assert data["env"] == "dev" and data["bucket"] == BUCKET and set(data["functions"]) == set(FUNCTIONS)
     assert "\r" not in result.stderr  # no progress bar off a terminal
     human = invoke(["publish-lambda", "--env", "dev", "--deploy"], project)

@@ -24,7 +24,7 @@ def project(tmp_path):
 def test_render_writes_valid_tfvars_with_manifest_and_derived_values(project):
     run = run_cli(project, "render", "--env", "dev", "--json", tools=False)
     assert run.code == 0, run.err
-    result = json.loads(run.out)
+    result = json.loads(run.out)["result"]
     path = project / "terraform/envs/dev/deployctl.auto.tfvars.json"
     assert result["tfvars"] == str(path)
     data = json.loads(path.read_text())
@@ -74,7 +74,7 @@ def test_missing_artifact_is_a_config_error_unless_foundation(project):
 
     run = run_cli(project, "render", "--env", "dev", "--foundation", "--json", tools=False)
     assert run.code == 0, run.err
-    assert json.loads(run.out)["missing_artifacts"] == ["hello"]
+    assert json.loads(run.out)["result"]["missing_artifacts"] == ["hello"]
     fn = json.loads((project / "terraform/envs/dev/deployctl.auto.tfvars.json").read_text())["functions"]["hello"]
     assert (fn["s3_bucket"], fn["s3_key"], fn["s3_object_version"]) == ("", "", "")
 

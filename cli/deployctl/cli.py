@@ -6,7 +6,6 @@ checkov are imported (or run) inside the commands that need them.
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from pathlib import Path
@@ -18,6 +17,7 @@ from deployctl.commands import artifacts, doctor, infra, local
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import EXIT_INTERRUPTED, DeployctlError, Interrupted, UsageError
+from deployctl.ui import envelope, print_json
 
 EPILOG = """\b
 Exit codes: 0 ok, 1 operation or policy failed, 2 usage/config error,
@@ -45,10 +45,10 @@ class DeployctlGroup(click.Group):
         except click.UsageError as exc:
             _usage_error(ctx, exc)
         except DeployctlError as exc:
-            report(exc, ctx.ensure_object(Settings))
+            report(exc, ctx.ensure_object(Settings), ctx.invoked_subcommand)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            report(Interrupted("interrupted"), ctx.ensure_object(Settings))
+            report(Interrupted("interrupted"), ctx.ensure_object(Settings), ctx.invoked_subcommand)
             ctx.exit(EXIT_INTERRUPTED)
 
 
@@ -64,11 +64,11 @@ def _usage_error(ctx: click.Context, exc: click.UsageError) -> None:
     else:
         path = [ctx.invoked_subcommand] if ctx.invoked_subcommand else []
     command = " ".join(["deployctl", *path])
-    report(UsageError(exc.format_message(), hint=f"see '{command} --help'"), settings)
+    report(UsageError(exc.format_message(), hint=f"see '{command} --help'"), settings, path[0] if path else None)
     ctx.exit(UsageError.exit_code)
 
 
-def report(exc: DeployctlError, settings: Settings) -> None:
+def report(exc: DeployctlError, settings: Settings, command: str | None = None) -> None:
     if settings.debug:
         traceback.print_exception(exc, file=sys.stderr)
     line = exc.one_line()
@@ -77,7 +77,7 @@ def report(exc: DeployctlError, settings: Settings) -> None:
     else:
         click.echo(f"error: {line}", err=True)
     if settings.json:
-        click.echo(json.dumps(exc.to_dict(), sort_keys=True))
+        print_json(envelope(command, settings.env, ok=False, error=exc.to_dict()), sys.stdout)
 
 
 @click.group(

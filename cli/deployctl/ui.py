@@ -18,10 +18,33 @@ from deployctl.errors import Refused
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "bold": "1", "dim": "2"}
 
 
+def envelope(command: str | None, env: str | None, *, ok: bool, result: Any = None, error: dict | None = None) -> dict:
+    """The one JSON shape of every command's output with ``--json``.
+
+    ``{"command": "plan", "env": "dev", "ok": true, "result": {...}}`` on success;
+    ``{"command": ..., "env": ..., "ok": false, "error": {"error": kind, "message": ...,
+    "where": ..., "hint": ..., "exit_code": N}}`` on failure (``result`` is kept when
+    the command produced one before failing, e.g. the findings of a failed policy gate).
+    """
+    doc: dict[str, Any] = {"command": command, "env": env, "ok": ok}
+    if result is not None or ok:
+        doc["result"] = result
+    if error is not None:
+        doc["error"] = error
+    return doc
+
+
+def print_json(doc: Any, stream: TextIO) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=True, default=str), file=stream, flush=True)
+
+
 class UI:
-    def __init__(self, *, json_mode: bool = False, assume_yes: bool = False, out: TextIO | None = None, err: TextIO | None = None):
+    def __init__(self, *, json_mode: bool = False, assume_yes: bool = False, out: TextIO | None = None,
+                 err: TextIO | None = None, command: str | None = None, env: str | None = None):
         self.json_mode = json_mode
         self.assume_yes = assume_yes
+        self.command = command
+        self.env = env
         self._out = out
         self._err = err
 
@@ -71,9 +94,18 @@ class UI:
 
     # -- results ---------------------------------------------------------------
     def result(self, data: Any, human: Callable[[], str] | str | None = None) -> None:
-        """Print the command's result: JSON on stdout with --json, else ``human``."""
+        """Print the command's result: the JSON envelope on stdout with --json, else ``human``."""
         if self.json_mode:
-            print(json.dumps(data, indent=2, sort_keys=True, default=str), file=self.out)
+            print_json(envelope(self.command, self.env, ok=True, result=data), self.out)
+            return
+        text = human() if callable(human) else human
+        if text:
+            print(text, file=self.out)
+
+    def failed(self, data: Any, error: dict, human: Callable[[], str] | str | None = None) -> None:
+        """A command that has a result to show although it failed (a failed policy gate): ok = false."""
+        if self.json_mode:
+            print_json(envelope(self.command, self.env, ok=False, result=data, error=error), self.out)
             return
         text = human() if callable(human) else human
         if text:

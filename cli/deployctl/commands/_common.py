@@ -59,7 +59,7 @@ def settings() -> Settings:
 
 def ui() -> UI:
     s = settings()
-    return UI(json_mode=s.json, assume_yes=s.assume_yes)
+    return UI(json_mode=s.json, assume_yes=s.assume_yes, command=click.get_current_context().command.name, env=s.env)
 
 
 def load_env(required: bool = True) -> EnvConfig | None:

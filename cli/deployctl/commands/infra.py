@@ -60,14 +60,17 @@ def check():
     cfg = load_env(required=False)
     out = ui()
     result = pipeline.run_check(settings(), cfg, out)
-    out.result(result.as_dict(), lambda: "\n".join(gate.summary_lines(result, _styler(out))))
-    if not result.passed:
-        # the result (with every finding) is already on stdout; one line on stderr, exit 1
+    human = lambda: "\n".join(gate.summary_lines(result, _styler(out)))  # noqa: E731
+    if result.passed:
+        out.result(result.as_dict(), human)
+    else:
+        # every finding goes to stdout (ok = false in the JSON envelope); one line on stderr, exit 1
         err = PolicyFailed(
             f"{len(result.blocking)} blocking finding(s): {', '.join(sorted({f.check_id for f in result.blocking}))}",
             where=result.junit,
             hint="fix them, or waive a check with a reason in policy/gate.toml",
         )
+        out.failed(result.as_dict(), err.to_dict(), human)
         out.error(err.one_line())
         raise click.exceptions.Exit(err.exit_code)
 
