@@ -119,6 +119,7 @@ for command in (
     infra.apply,
     infra.outputs,
     infra.bootstrap,
+    infra.destroy,
     doctor.doctor,
 ):
     cli.add_command(command)

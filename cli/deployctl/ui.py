@@ -111,6 +111,16 @@ class UI:
         if text:
             print(text, file=self.out)
 
+    def confirm_typed(self, prompt: str, expected: str, *, what: str) -> None:
+        """Ask the user to type ``expected`` (an env name) exactly; refuse otherwise (or without a terminal)."""
+        if self.assume_yes:
+            return
+        if not sys.stdin.isatty():
+            raise Refused(f"{what} needs confirmation", hint="re-run with --yes in non-interactive use")
+        print(f"{prompt} ", end="", file=self.err, flush=True)
+        if not _typed_answer_matches(sys.stdin.readline(), expected):
+            raise Refused(f"{what} was not confirmed: the answer was not '{expected}'", hint="nothing was changed")
+
     def confirm(self, prompt: str, *, what: str) -> None:
         """Ask a yes/no question; refuse unless answered yes (or --yes was given)."""
         if self.assume_yes:
@@ -121,6 +131,10 @@ class UI:
         answer = sys.stdin.readline().strip().lower()
         if answer not in {"y", "yes"}:
             raise Refused(f"{what} was not confirmed", hint="nothing was changed")
+
+
+def _typed_answer_matches(answer: str, expected: str) -> bool:
+    return answer.strip() == expected
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

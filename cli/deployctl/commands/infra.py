@@ -167,3 +167,43 @@ def bootstrap():
         return "\n".join(lines)
 
     out.result(result, human)
+
+
+@click.command(short_help="Destroy an env's stack through a reviewed destroy plan.")
+@click.option("--allow-destroy", is_flag=True,
+              help="Needed for an env with deletion protection (prod); you then type the env name (or --yes).")
+@click.option("--plan-only", is_flag=True,
+              help="Save and show the destroy plan bundle only; `deployctl apply` applies it later.")
+@env_option
+@yes_option
+@tool_options
+@common_options
+def destroy(allow_destroy, plan_only):
+    """Plan -destroy into a bundle (through the policy gates), show its summary, confirm, apply exactly it.
+
+    An env with deletion protection (prod) refuses unless --allow-destroy is given and the env
+    name is typed (or --yes --allow-destroy when not interactive). The state bucket, made by
+    bootstrap outside Terraform, stays.
+    """
+    from deployctl.infra import pipeline
+    from deployctl.infra import plan as plan_core
+
+    cfg = load_env()
+    out = ui()
+    result = pipeline.run_destroy(settings(), cfg, out, allow_destroy=allow_destroy, plan_only=plan_only)
+
+    def human() -> str:
+        note = result["state_bucket"]
+        summary = plan_core.summary_text(result["plan"]["summary"], _styler(out))
+        # the full list was shown before the confirmation; the result repeats only its head line
+        lines = [summary.splitlines()[0] if result["destroyed"] else summary]
+        if result["destroyed"]:
+            lines.append(f"destroyed the {cfg.name} stack")
+        elif plan_only and result["plan"]["summary"]["has_changes"]:
+            lines.append(f"destroy plan saved in {result['plan']['bundle']}")
+            lines.append(f"next: deployctl apply --env {cfg.name}" + (" --allow-destroy" if allow_destroy else ""))
+        lines.append(f"the state bucket s3://{note['bucket']} stays ({note['why']}); remove it by hand with "
+                     f"{note['remove_with']}")
+        return "\n".join(lines)
+
+    out.result(result, human)

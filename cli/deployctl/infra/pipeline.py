@@ -85,16 +85,21 @@ class PlanOutcome:
     fingerprint: str
     account: dict
     findings: list = field(default_factory=list)
+    destroy: bool = False
 
     def as_dict(self) -> dict:
         return {
             "env": self.env, "bundle": self.bundle, "summary": self.summary, "gates": self.gates,
-            "foundation": self.foundation, "targets": self.targets, "fingerprint": self.fingerprint,
-            "account_guard": self.account,
+            "foundation": self.foundation, "destroy": self.destroy, "targets": self.targets,
+            "fingerprint": self.fingerprint, "account_guard": self.account,
         }
 
 
-def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = False) -> PlanOutcome:
+def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = False,
+             destroy: bool = False) -> PlanOutcome:
+    """Render, gate, plan and save the bundle. ``destroy``: a ``plan -destroy`` of the whole env."""
+    if foundation and destroy:
+        raise ConfigError("--foundation and a destroy plan cannot be combined", hint="destroy plans the whole env")
     tf = Terraform(cfg, settings, ui)
     bundle = plan_mod.Bundle.for_env(cfg)
     bundle.reset()
@@ -102,7 +107,8 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     targets = list(FOUNDATION_TARGETS) if foundation else []
 
     ui.step(f"render {render_mod.TFVARS_FILE} and {render_mod.BACKEND_FILE}")
-    rendered = render_mod.render(cfg, allow_missing_artifacts=foundation)
+    # a destroy plan needs no artifacts: what it removes is in the state
+    rendered = render_mod.render(cfg, allow_missing_artifacts=foundation or destroy)
 
     account = account_guard(cfg, needed=uses_aws(cfg.env_dir))
     if not account["checked"]:
@@ -121,9 +127,9 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
 
     ui.step(f"{tfv.name} {tfv.version}: init")
     tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
-    ui.step("plan" + (f" (foundation: {', '.join(targets)})" if targets else ""))
+    ui.step("plan" + (f" (foundation: {', '.join(targets)})" if targets else "") + (" -destroy" if destroy else ""))
     planfile = bundle.path(plan_mod.PLAN_FILE)
-    tf.plan(planfile, targets=targets)
+    tf.plan(planfile, targets=targets, destroy=destroy)
     doc = tf.show_json(planfile)
     bundle.write_json(plan_mod.PLAN_JSON, doc, secret=True)
     del doc  # secret: never kept around, never printed
@@ -145,6 +151,7 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     bundle.finish({
         "env": cfg.name,
         "foundation": foundation,
+        "destroy": destroy,
         "targets": targets,
         "terraform": {"name": tfv.name, "version": tfv.version},
         "fingerprint": plan_mod.digest(inputs),
@@ -155,7 +162,7 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
         "missing_artifacts": rendered.missing_artifacts,
     })
     outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
-                          account, findings=source.findings + plan_gate.findings)
+                          account, findings=source.findings + plan_gate.findings, destroy=destroy)
     if not plan_gate.passed:
         raise PolicyFailed(
             f"the policy gate failed on the plan: {len(plan_gate.blocking)} blocking finding(s) "
@@ -187,19 +194,27 @@ def apply_guard(cfg: EnvConfig, summary: dict, ui: UI, *, allow_destroy: bool, s
     ui.confirm(f"Apply this plan to {cfg.name} (account {cfg.account_id})?", what=f"applying to {cfg.name}")
 
 
-def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool = False) -> dict:
+def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool = False,
+              confirmed: bool = False) -> dict:
+    """Apply the saved bundle. ``confirmed``: the caller (destroy) already asked, after showing this bundle."""
     tf = Terraform(cfg, settings, ui)
     bundle = plan_mod.Bundle.for_env(cfg).load()
     tfv = tf.version()
+    is_destroy = bool(bundle.meta.get("destroy"))
     # Re-render from the tree (a CI checkout has no generated files); the
     # fingerprint then proves the tree is what was planned.
-    rendered = render_mod.render(cfg, allow_missing_artifacts=bool(bundle.meta.get("foundation")))
+    rendered = render_mod.render(cfg, allow_missing_artifacts=bool(bundle.meta.get("foundation")) or is_destroy)
     current = plan_mod.fingerprint_inputs(cfg, f"{tfv.name} {tfv.version}")
     plan_mod.verify(bundle, cfg, current)
     summary = bundle.read_json(plan_mod.SUMMARY_JSON)
     # the account first: never ask someone to confirm an apply that would be refused anyway
     account = account_guard(cfg, needed=bool(bundle.meta.get("uses_aws")) or uses_aws(cfg.env_dir))
-    apply_guard(cfg, summary, ui, allow_destroy=allow_destroy)
+    if is_destroy:
+        if not confirmed:
+            destroy_guard(cfg, ui, allow_destroy=allow_destroy)
+            confirm_destroy(cfg, summary, ui)
+    elif not confirmed:
+        apply_guard(cfg, summary, ui, allow_destroy=allow_destroy)
 
     lock = bundle.path(plan_mod.LOCK_FILE)
     if lock.is_file():
@@ -224,8 +239,64 @@ def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool
                                                   "fingerprint": bundle.meta.get("fingerprint")})
     del res  # terraform's output was streamed to stderr as it ran
     outputs = read_outputs(tf)
-    return {"env": cfg.name, "applied": True, "summary": summary["counts"], "account_guard": account,
-            "outputs": outputs, "bundle": str(bundle.dir)}
+    return {"env": cfg.name, "applied": True, "destroy": is_destroy, "summary": summary["counts"],
+            "account_guard": account, "outputs": outputs, "bundle": str(bundle.dir)}
+
+
+# -- destroy ------------------------------------------------------------------------------------------
+
+
+def destroy_guard(cfg: EnvConfig, ui: UI, *, allow_destroy: bool) -> None:
+    """Before anything runs: a protected env (prod, deletion protection) is never destroyed without --allow-destroy."""
+    if is_protected(cfg) and not allow_destroy:
+        raise Refused(
+            f"environment {cfg.name} has deletion protection: destroying it deletes its tables, keys and buckets",
+            where=cfg.where("protection.deletion_protection"),
+            hint=f"if that is really intended, re-run with --allow-destroy (and type '{cfg.name}' to confirm)",
+        )
+
+
+def confirm_destroy(cfg: EnvConfig, summary: dict, ui: UI, style=None) -> None:
+    """Show what goes, then: protected envs need the env name typed (or --yes), others a yes (or --yes)."""
+    ui.info(plan_mod.summary_text(summary, style or (lambda text, *s: ui.style(text, *s, stream=ui.err))))
+    what = f"destroying {cfg.name}"
+    prompt = f"Destroy every resource of {cfg.name} (account {cfg.account_id}) listed above?"
+    if is_protected(cfg):
+        ui.confirm_typed(f"{prompt} Type the environment name to confirm:", cfg.name, what=what)
+    else:
+        ui.confirm(prompt, what=what)
+
+
+def state_bucket_note(cfg: EnvConfig) -> dict:
+    return {
+        "bucket": cfg.state_bucket(),
+        "key": cfg.state_key(),
+        "kept": True,
+        "why": "made by deployctl bootstrap outside Terraform; it keeps the (now empty) state and its history",
+        "remove_with": f"aws s3 rb s3://{cfg.state_bucket()} --force (after deleting every object version)",
+    }
+
+
+def run_destroy(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool = False,
+                plan_only: bool = False) -> dict:
+    """Plan -destroy into a bundle (through both gates), show it, confirm, then apply exactly that bundle."""
+    destroy_guard(cfg, ui, allow_destroy=allow_destroy)
+    outcome = run_plan(settings, cfg, ui, destroy=True)
+    result: dict = {"env": cfg.name, "plan": outcome.as_dict(), "destroyed": False,
+                    "state_bucket": state_bucket_note(cfg)}
+    if plan_only or not outcome.summary["has_changes"]:
+        if not outcome.summary["has_changes"]:
+            ui.info(f"nothing to destroy in {cfg.name}: the state holds no resources")
+            # consume the empty bundle: it must never be applied later as "the plan"
+            bundle = plan_mod.Bundle.for_env(cfg).load()
+            bundle.write_json(plan_mod.APPLIED_JSON, {"status": "empty destroy plan, nothing applied",
+                                                      "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                      "fingerprint": bundle.meta.get("fingerprint")})
+        return result
+    confirm_destroy(cfg, outcome.summary, ui)
+    applied = run_apply(settings, cfg, ui, allow_destroy=allow_destroy, confirmed=True)
+    result.update({"destroyed": True, "summary": applied["summary"], "account_guard": applied["account_guard"]})
+    return result
 
 
 # -- outputs ------------------------------------------------------------------------------------------

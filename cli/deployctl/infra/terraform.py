@@ -140,9 +140,11 @@ class Terraform:
             args.append(f"-backend-config={backend_config}")
         self._run(args, "init")
 
-    def plan(self, out: Path, *, targets: list[str] | None = None) -> runner.Result:
+    def plan(self, out: Path, *, targets: list[str] | None = None, destroy: bool = False) -> runner.Result:
         args = ["plan", "-input=false", "-no-color", "-compact-warnings", "-lock-timeout=0s", f"-out={out}"]
         args += [f"-target={t}" for t in targets or []]
+        if destroy:
+            args.append("-destroy")
         return self._run(args, "plan", stream=True)
 
     def show_json(self, planfile: Path) -> dict:
@@ -155,6 +157,10 @@ class Terraform:
     def apply(self, planfile: Path) -> runner.Result:
         # A saved plan: no -var, no -target, no -auto-approve needed (it was reviewed).
         return self._run(["apply", "-input=false", "-no-color", "-lock-timeout=0s", str(planfile)], "apply", stream=True)
+
+    def state_list(self) -> list[str]:
+        res = self._run(["state", "list"], "state list")
+        return [line.strip() for line in res.stdout.splitlines() if line.strip()]
 
     def output_json(self) -> dict:
         res = self._run(["output", "-json", "-no-color"], "output")

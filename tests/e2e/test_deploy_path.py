@@ -1,0 +1,245 @@
+"""The README's deploy path, end to end, with the real CLI, Terraform and AWS provider against moto.
+
+One environment (dev, in a copy of the project) goes through the whole life cycle, in
+order: bootstrap, plan --foundation, apply, publish-lambda, plan, apply, outputs, a second
+plan that must change nothing, publish-lambda --deploy after a code change, promote
+--weight 10, promote, rollback, destroy. The tests share that environment and run in file
+order; each step asserts what it must leave behind, from the CLI's JSON envelope, the
+plan JSON and what boto3 reads back from the emulator, never from human text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deployctl.config import load_env
+
+pytestmark = pytest.mark.e2e
+
+STATE: dict = {}
+
+
+def _cfg(deployctl):
+    return load_env("dev", deployctl.root)
+
+
+def _plan_json(deployctl) -> dict:
+    return json.loads((deployctl.root / ".deployctl/dev/plan/plan.json").read_text(encoding="utf-8"))
+
+
+def _changes(plan: dict) -> list[tuple[str, list[str]]]:
+    return [(rc["address"], rc["change"]["actions"]) for rc in plan.get("resource_changes") or []
+            if rc["change"]["actions"] not in (["no-op"], ["read"])]
+
+
+def _plan_gate(deployctl) -> dict:
+    return json.loads((deployctl.root / ".deployctl/dev/plan/policy.json").read_text(encoding="utf-8"))["plan"]
+
+
+def test_bootstrap_creates_the_state_bucket(deployctl):
+    res = deployctl("bootstrap", "--env", "dev")
+    bucket = res.result["bucket"]
+    assert res.doc["ok"] and res.doc["command"] == "bootstrap"
+    s3 = deployctl.client("s3")
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    STATE["state_bucket"] = bucket
+
+
+def test_foundation_plan_and_apply(deployctl):
+    res = deployctl("plan", "--env", "dev", "--foundation")
+    assert res.result["foundation"] is True and res.result["gates"]["plan"]["passed"]
+    created = {c["address"] for c in res.result["summary"]["changes"] if c["action"] == "create"}
+    assert {"module.kms.aws_kms_key.this", "module.artifact_bucket.aws_s3_bucket.this"} <= created
+    assert all(a.startswith(("module.kms.", "module.artifact_bucket.")) for a in created)
+    res = deployctl("apply", "--env", "dev")
+    assert res.result["applied"] is True
+    outputs = res.result["outputs"]
+    STATE["kms_key_arn"] = outputs["kms_key_arn"]["value"]
+    STATE["artifact_bucket"] = outputs["artifact_bucket"]["value"]
+
+
+def test_publish_uploads_every_function(deployctl):
+    res = deployctl("publish-lambda", "--env", "dev")
+    cfg = _cfg(deployctl)
+    assert sorted(res.result["functions"]) == sorted(cfg.functions)
+    manifest = json.loads((deployctl.root / "terraform/envs/dev/artifacts.json").read_text(encoding="utf-8"))
+    assert sorted(manifest["functions"]) == sorted(cfg.functions)
+    s3 = deployctl.client("s3")
+    for name, entry in manifest["functions"].items():
+        head = s3.head_object(Bucket=entry["bucket"], Key=entry["key"], VersionId=entry["version_id"])
+        assert head["ServerSideEncryption"] == "aws:kms" and head["ContentLength"] == entry["size"], name
+
+
+def test_full_plan_passes_both_gates_with_no_foreign_skips(deployctl):
+    res = deployctl("plan", "--env", "dev")
+    STATE["full_plan_creates"] = res.result["summary"]["counts"]["create"]
+    gates = res.result["gates"]
+    assert gates["source"]["passed"] and gates["plan"]["passed"]
+    plan_gate = _plan_gate(deployctl)
+    assert plan_gate["counts"]["failed"] == 0
+    # every skip the plan gate honoured comes from our own Terraform, never from a test fixture
+    for finding in plan_gate["findings"]:
+        assert finding["file"].startswith("terraform/") and finding["file"].endswith(".tf"), finding
+
+
+def test_full_apply_and_outputs(deployctl):
+    res = deployctl("apply", "--env", "dev")
+    assert res.result["applied"] is True
+    counts = res.result["summary"]
+    assert counts["create"] == STATE["full_plan_creates"] and counts["delete"] == 0
+    out = deployctl("outputs", "--env", "dev").result
+    assert out["health_url"].endswith("/dev/health")
+    assert set(out["function_names"]) == set(_cfg(deployctl).functions)
+    STATE["outputs"] = out
+
+
+def test_aws_holds_what_the_modules_declare(deployctl):
+    cfg = _cfg(deployctl)
+    out = STATE["outputs"]
+    key_arn = out["kms_key_arn"]
+
+    kms = deployctl.client("kms")
+    key_id = kms.describe_key(KeyId=f"alias/{cfg.app}-{cfg.name}")["KeyMetadata"]["KeyId"]
+    assert key_arn.endswith(key_id)
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
+
+    ddb = deployctl.client("dynamodb")
+    for table_key, spec in cfg.data["tables"].items():
+        table = ddb.describe_table(TableName=out["table_names"][table_key])["Table"]
+        assert table["SSEDescription"]["SSEType"] == "KMS" and table["SSEDescription"]["KMSMasterKeyArn"] == key_arn
+        pitr = ddb.describe_continuous_backups(TableName=table["TableName"])["ContinuousBackupsDescription"]
+        assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+        assert sorted(g["IndexName"] for g in table.get("GlobalSecondaryIndexes", [])) == sorted(spec.get("gsis", {}))
+        assert bool(table.get("StreamSpecification", {}).get("StreamEnabled")) == bool(spec.get("stream")), table_key
+
+    lam = deployctl.client("lambda")
+    assert len(cfg.functions) == 4
+    for name, spec in cfg.functions.items():
+        physical = out["function_names"][name]
+        aliases = {a["Name"]: a for a in lam.list_aliases(FunctionName=physical)["Aliases"]}
+        assert set(aliases) >= {"live", "staging"}, name
+        conf = lam.get_function(FunctionName=physical)
+        reserved = conf.get("Concurrency", {}).get("ReservedConcurrentExecutions")
+        assert reserved == (spec.get("reserved_concurrency") or None), name
+        assert conf["Configuration"]["TracingConfig"]["Mode"] == "Active", name
+        assert conf["Configuration"]["KMSKeyArn"] == key_arn, name
+    users = lam.get_function(FunctionName=out["function_names"]["users"])
+    assert users["Concurrency"]["ReservedConcurrentExecutions"] == 5
+
+    apigw = deployctl.client("apigateway")
+    openapi = json.loads((deployctl.root / "api/openapi.json").read_text(encoding="utf-8"))
+    resources = {r["path"]: r for r in apigw.get_resources(restApiId=out["api_id"], embed=["methods"], limit=500)["items"]}
+    checked = 0
+    for path, ops in openapi["paths"].items():
+        for method, op in ops.items():
+            function = op.get("x-deployctl-function")
+            if not function:
+                continue
+            integration = apigw.get_integration(restApiId=out["api_id"], resourceId=resources[path]["id"],
+                                                httpMethod=method.upper())
+            # AWS reports the type in upper case; moto echoes the OpenAPI document's spelling
+            assert integration["type"].upper() == "AWS_PROXY", (path, method)
+            assert out["live_alias_arns"][function] in integration["uri"], (path, method)
+            checked += 1
+    assert checked >= 5
+
+    ssm = deployctl.client("ssm")
+    prefix = out["parameter_prefix"]
+    names = {p["Name"] for p in ssm.get_parameters_by_path(Path=prefix, Recursive=True)["Parameters"]}
+    assert names == {f"{prefix}{n}" for n in cfg.data["parameters"]}
+
+    plan_alarms = {r["values"]["alarm_name"] for r in _resources(deployctl) if r["type"] == "aws_cloudwatch_metric_alarm"}
+    cw = deployctl.client("cloudwatch")
+    alarms = {a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix=f"{cfg.app}-{cfg.name}-",
+                                                         MaxRecords=100)["MetricAlarms"]}
+    assert alarms == plan_alarms and len(alarms) >= 10
+    dashboard = json.loads(cw.get_dashboard(DashboardName=f"{cfg.app}-{cfg.name}")["DashboardBody"])
+    assert dashboard["widgets"]
+
+
+def _resources(deployctl) -> list[dict]:
+    """Every managed resource in the state (terraform show -json of the current state)."""
+    proc = deployctl.terraform_cmd("show", "-json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+
+    def walk(module):
+        yield from module.get("resources", [])
+        for child in module.get("child_modules", []):
+            yield from walk(child)
+
+    return [r for r in walk(doc.get("values", {}).get("root_module", {})) if r["mode"] == "managed"]
+
+
+def test_plan_after_apply_changes_nothing(deployctl):
+    res = deployctl("plan", "--env", "dev")
+    plan = _plan_json(deployctl)
+    assert _changes(plan) == []
+    assert not res.result["summary"]["has_changes"]
+
+
+def _live(deployctl, function: str) -> dict:
+    return deployctl.client("lambda").get_alias(FunctionName=STATE["outputs"]["function_names"][function], Name="live")
+
+
+def _staging(deployctl, function: str) -> dict:
+    return deployctl.client("lambda").get_alias(FunctionName=STATE["outputs"]["function_names"][function],
+                                                Name="staging")
+
+
+def test_publish_deploy_after_a_code_change_moves_staging_only(deployctl):
+    before_live = _live(deployctl, "users")["FunctionVersion"]
+    before_staging = _staging(deployctl, "users")["FunctionVersion"]
+    handler = deployctl.root / "lambda_src/users/handler.py"
+    handler.write_text(handler.read_text(encoding="utf-8") + "\n# e2e: a code change\n", encoding="utf-8")
+    res = deployctl("publish-lambda", "--env", "dev", "--function", "users", "--deploy")
+    assert res.doc["ok"]
+    after = _staging(deployctl, "users")["FunctionVersion"]
+    assert after != before_staging
+    assert _live(deployctl, "users")["FunctionVersion"] == before_live
+    STATE["old_live"], STATE["new_version"] = before_live, after
+
+
+def test_promote_canary_then_full_then_rollback(deployctl):
+    deployctl("promote", "--env", "dev", "--function", "users", "--weight", "10", "--yes")
+    live = _live(deployctl, "users")
+    weights = live.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
+    assert live["FunctionVersion"] == STATE["old_live"] and weights == {STATE["new_version"]: pytest.approx(0.1)}
+
+    deployctl("promote", "--env", "dev", "--function", "users", "--yes")
+    live = _live(deployctl, "users")
+    assert live["FunctionVersion"] == STATE["new_version"]
+    assert not live.get("RoutingConfig", {}).get("AdditionalVersionWeights")
+
+    deployctl("rollback", "--env", "dev", "--function", "users", "--yes")
+    assert _live(deployctl, "users")["FunctionVersion"] == STATE["old_live"]
+
+
+def test_destroy_leaves_an_empty_state_and_keeps_the_state_bucket(deployctl):
+    res = deployctl("destroy", "--env", "dev", "--yes")
+    assert res.result["destroyed"] is True
+    assert res.result["state_bucket"]["kept"] is True and res.result["state_bucket"]["bucket"] == STATE["state_bucket"]
+    proc = deployctl.terraform_cmd("state", "list")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+    s3 = deployctl.client("s3")
+    s3.head_bucket(Bucket=STATE["state_bucket"])  # still there
+    names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert STATE["artifact_bucket"] not in names
+    # the destroy bundle is consumed: applying it again is refused
+    again = deployctl("apply", "--env", "dev", expect=4)
+    assert again.doc["ok"] is False and "already applied" in again.doc["error"]["message"]
+
+
+def test_compat_layer_is_what_the_moto_server_ran(deployctl):
+    """The compat fixes are applied to the server the suite used (and only there)."""
+    text = deployctl.moto.log_text()
+    assert "moto_compat: fixes applied:" in text
+    assert "Traceback" not in text, text[-3000:]
+
+
+def test_the_project_copy_is_not_the_checkout(deployctl):
+    assert Path(deployctl.root).resolve() != Path(__file__).resolve().parents[2]
