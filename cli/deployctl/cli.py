@@ -119,6 +119,7 @@ for command in (
     infra.apply,
     infra.outputs,
     infra.bootstrap,
+    infra.up,
     infra.destroy,
     doctor.doctor,
 ):

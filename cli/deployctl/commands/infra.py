@@ -207,3 +207,36 @@ def destroy(allow_destroy, plan_only):
         return "\n".join(lines)
 
     out.result(result, human)
+
+
+@click.command(short_help="First deploy (and every later one) in one command: bootstrap to outputs.")
+@env_option
+@yes_option
+@tool_options
+@common_options
+def up(**_):
+    """State bucket, foundation plan/apply, secrets, publish, full plan/apply, outputs and a smoke test.
+
+    Every step is idempotent: a re-run after an interruption picks up where it stopped, and on a
+    deployed env with nothing changed it uploads nothing and applies nothing. Each plan goes through
+    the same gates and bundles as plan/apply; its summary is shown and, in prod, confirmed (or --yes).
+    """
+    from deployctl.infra import up as core
+
+    cfg = load_env()
+    out = ui()
+    result = core.run_up(settings(), cfg, out)
+
+    def human() -> str:
+        rows = [[s["step"], s["status"], s["detail"]] for s in result["steps"]]
+        from deployctl.ui import table
+
+        lines = [table(rows, ["step", "status", "detail"])]
+        if result["outputs"]:
+            lines.append("")
+            lines.append(_outputs_table({k: {"value": v} for k, v in result["outputs"].items()}))
+        lines.append("")
+        lines.append(f"{cfg.name} is up" + ("" if result["changed"] else " (nothing changed)"))
+        return "\n".join(lines)
+
+    out.result(result, human)

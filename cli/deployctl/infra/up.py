@@ -1,0 +1,166 @@
+"""deployctl up: from an empty account to a working API in one reviewable, resumable command.
+
+The first-deploy order, each step idempotent, so a re-run after an interruption
+picks up where the last one stopped and a re-run on a deployed env changes nothing:
+
+1. account guard            the credentials belong to ``aws.account_id``
+2. state bucket             ``bootstrap`` (created or checked)
+3. foundation               KMS key + artifact bucket, planned and applied on their own
+                            (skipped when both exist): the full plan's policy gate can
+                            only judge encryption once the key's ARN is known
+4. secrets                  every ``secure = true`` parameter gets a generated value once
+5. publish                  content-addressed uploads (nothing when nothing changed)
+6. full plan and apply      the same gates and bundles as ``plan``/``apply``; nothing is
+                            applied when the plan has no changes
+7. outputs and smoke test   GET the health URL when it is reachable
+
+Every plan's summary is shown; in a protected env (prod) each apply is confirmed
+(or ``--yes``), exactly as ``deployctl apply`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from deployctl import naming
+from deployctl.config import EnvConfig, Settings
+from deployctl.infra import bootstrap as bootstrap_mod
+from deployctl.infra import pipeline
+from deployctl.infra import plan as plan_mod
+from deployctl.ui import UI
+
+SMOKE_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Step:
+    name: str
+    status: str  # done | ok (nothing to do) | skipped
+    detail: str = ""
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"step": self.name, "status": self.status, "detail": self.detail, **self.data}
+
+
+def foundation_present(cfg: EnvConfig) -> dict:
+    """Whether the KMS key (its alias) and the artifact bucket exist in the env's account."""
+    from deployctl import aws
+
+    found = {"kms_alias": False, "artifact_bucket": False}
+    kms = aws.client("kms", cfg.region)
+    try:
+        kms.describe_key(KeyId=f"alias/{naming.kms_alias(cfg)}")
+        found["kms_alias"] = True
+    except Exception as exc:  # noqa: BLE001 - NotFound means absent; anything else surfaces in the plan
+        if aws.error_code(exc) not in {"NotFoundException"}:
+            raise aws.translate(exc, "kms describe-key") from None
+    s3 = aws.client("s3", cfg.region)
+    try:
+        s3.head_bucket(Bucket=cfg.artifact_bucket())
+        found["artifact_bucket"] = True
+    except Exception as exc:  # noqa: BLE001
+        if aws.error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+            raise aws.translate(exc, "s3 head-bucket") from None
+    return found
+
+
+def _plan_and_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool) -> Step:
+    name = "foundation" if foundation else "stack"
+    outcome = pipeline.run_plan(settings, cfg, ui, foundation=foundation)
+    ui.info(plan_mod.summary_text(outcome.summary, lambda text, *s: ui.style(text, *s, stream=ui.err)))
+    if not outcome.summary["has_changes"]:
+        # consume the bundle: nothing to apply, and it must never be applied later as "the plan"
+        bundle = plan_mod.Bundle.for_env(cfg).load()
+        bundle.write_json(plan_mod.APPLIED_JSON, {"status": "no changes, nothing applied",
+                                                  "fingerprint": bundle.meta.get("fingerprint")})
+        return Step(name, "ok", "no changes", {"summary": outcome.summary["counts"], "applied": False})
+    applied = pipeline.run_apply(settings, cfg, ui)
+    return Step(name, "done", plan_mod.summary_text(outcome.summary).splitlines()[0],
+                {"summary": applied["summary"], "applied": True})
+
+
+def smoke_test(url: str | None) -> dict:
+    """GET the health URL when it can be reached: never against an emulator (its URLs point at AWS)."""
+    if not url:
+        return {"status": "skipped", "reason": "the stack has no health_url output"}
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return {"status": "skipped", "url": url,
+                "reason": "AWS_ENDPOINT_URL is set: an emulator holds the stack, its API URL is not served"}
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}),
+                                    timeout=SMOKE_TIMEOUT_S) as resp:
+            body = resp.read(64 * 1024)
+            code = resp.status
+    except urllib.error.HTTPError as exc:
+        body, code = exc.read(64 * 1024), exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return {"status": "unreachable", "url": url, "reason": str(getattr(exc, "reason", exc))}
+    try:
+        status = json.loads(body).get("status")
+    except (ValueError, AttributeError):
+        status = None
+    healthy = code == 200
+    return {"status": "passed" if healthy else "failed", "url": url, "http_status": code, "health": status,
+            "ms": round((time.monotonic() - started) * 1000)}
+
+
+def run_up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
+    from deployctl.artifacts import publish as publish_mod
+
+    steps: list[Step] = []
+    ui.step(f"deployctl up: {cfg.name} in account {cfg.account_id} ({cfg.region})")
+    account = pipeline.account_guard(cfg, needed=True)
+
+    ui.step("state bucket")
+    bucket = bootstrap_mod.ensure_state_bucket(cfg)
+    changed = [k for k, v in bucket["steps"].items() if v != "ok"]
+    steps.append(Step("state bucket", "done" if changed else "ok",
+                      f"s3://{bucket['bucket']}" + (f" ({', '.join(changed)})" if changed else ""),
+                      {"bucket": bucket["bucket"]}))
+
+    ui.step("foundation (KMS key, artifact bucket)")
+    present = foundation_present(cfg)
+    if all(present.values()):
+        steps.append(Step("foundation", "ok", "KMS key and artifact bucket exist", {"applied": False}))
+    else:
+        steps.append(_plan_and_apply(settings, cfg, ui, foundation=True))
+
+    ui.step("secrets (secure parameters)")
+    steps.append(_secrets_step(cfg, ui))
+
+    ui.step("publish the Lambda code")
+    published = publish_mod.publish(cfg, ui=ui)
+    uploaded = [fn for fn, item in published["functions"].items() if item["uploaded"]]
+    steps.append(Step("publish", "done" if uploaded else "ok",
+                      f"{published['bytes_uploaded']} bytes uploaded" + (f" ({', '.join(uploaded)})" if uploaded else ""),
+                      {"bytes_uploaded": published["bytes_uploaded"], "uploaded": uploaded}))
+
+    ui.step("the whole stack: plan and apply")
+    steps.append(_plan_and_apply(settings, cfg, ui, foundation=False))
+
+    outputs = pipeline.run_outputs(settings, cfg, ui)
+    values = {name: item["value"] for name, item in outputs.items()}
+    smoke = smoke_test(values.get("health_url"))
+    steps.append(Step("smoke test", "done" if smoke["status"] == "passed" else "skipped"
+                      if smoke["status"] != "failed" else "failed", smoke.get("reason", smoke["status"]), smoke))
+    changed_anything = any(s.status == "done" for s in steps if s.name != "smoke test")
+    return {"env": cfg.name, "account_guard": account, "steps": [s.as_dict() for s in steps],
+            "changed": changed_anything, "bytes_uploaded": published["bytes_uploaded"],
+            "applied": any(s.data.get("applied") for s in steps), "outputs": values, "smoke_test": smoke}
+
+
+def _secrets_step(cfg: EnvConfig, ui: UI) -> Step:
+    from deployctl.infra import secrets
+
+    result = secrets.ensure_secrets(cfg, ui)
+    created = [item["name"] for item in result["parameters"] if item["status"] == "created"]
+    return Step("secrets", "done" if created else "ok",
+                (f"created {', '.join(created)}" if created else "every secure parameter has a value"),
+                {"parameters": result["parameters"]})
