@@ -176,3 +176,63 @@ def test_checkov_output_with_several_documents_is_merged():
     failed, skipped = gate.collect(gate.parse_checkov_output(text), FIXTURES)
     assert [(f.check_id, f.resource, f.lines) for f in failed] == [("CKV_AWS_1", "r", [1, 2])]
     assert skipped == []
+
+
+def _sqs_plan(address: str, module_call: str | None) -> dict:
+    """A minimal `terraform show -json` document creating one SQS queue without a KMS key."""
+    resource = {"address": address, "mode": "managed", "type": "aws_sqs_queue", "name": "dlq",
+                "provider_name": "registry.terraform.io/hashicorp/aws", "schema_version": 0, "sensitive_values": {},
+                "values": {"name": "q-dlq", "kms_master_key_id": None, "sqs_managed_sse_enabled": False}}
+    planned = {"resources": [resource]}
+    config_resource = {"address": "aws_sqs_queue.dlq", "mode": "managed", "type": "aws_sqs_queue", "name": "dlq",
+                       "provider_config_key": "aws", "expressions": {"name": {"constant_value": "q-dlq"}},
+                       "schema_version": 0}
+    root_module: dict = {"resources": [config_resource]}
+    if module_call:
+        planned = {"child_modules": [{"address": f"module.{module_call}", "resources": [resource]}]}
+        root_module = {"module_calls": {module_call: {"source": "../../modules/queue",
+                                                      "module": {"resources": [config_resource]}}}}
+    return {
+        "format_version": "1.2", "terraform_version": "1.11.4", "applyable": True, "complete": True, "errored": False,
+        "planned_values": {"root_module": planned},
+        "resource_changes": [{"address": address, "mode": "managed", "type": "aws_sqs_queue", "name": "dlq",
+                              "provider_name": "registry.terraform.io/hashicorp/aws",
+                              "change": {"actions": ["create"], "before": None, "after": resource["values"],
+                                         "after_unknown": {}, "before_sensitive": False, "after_sensitive": {}}}],
+        "configuration": {"provider_config": {"aws": {"name": "aws", "full_name": "registry.terraform.io/hashicorp/aws"}},
+                          "root_module": root_module},
+    }
+
+
+def test_a_fixture_skip_never_reaches_the_plan_gate_and_findings_name_the_tf_file(tmp_path):
+    """checkov matches plan resources to source blocks by TYPE.NAME: enrichment reads only terraform/."""
+    root = tmp_path / "project"
+    module = root / "terraform" / "modules" / "queue"
+    env_dir = root / "terraform" / "envs" / "dev"
+    module.mkdir(parents=True)
+    env_dir.mkdir(parents=True)
+    (module / "main.tf").write_text('# the real queue: no skip\n\nresource "aws_sqs_queue" "dlq" {\n  name = "q-dlq"\n}\n')
+    (env_dir / "main.tf").write_text('module "functions" {\n  source = "../../modules/queue"\n}\n')
+    fixture = root / "tests" / "fixtures" / "tf" / "checkov"
+    fixture.mkdir(parents=True)
+    (fixture / "main.tf").write_text('resource "aws_sqs_queue" "dlq" {\n'
+                                     '  #checkov:skip=CKV_AWS_27:a test fixture reason\n  name = "q-dlq"\n}\n')
+    plan_json = root / ".deployctl" / "dev" / "plan" / "plan.json"
+    plan_json.parent.mkdir(parents=True)
+    address = 'module.functions["users"].aws_sqs_queue.dlq'
+    plan_json.write_text(json.dumps(_sqs_plan(address, "functions")))
+    res = gate.scan_plan(root, plan_json, checkov=str(CHECKOV), source_dir=env_dir)
+    by_check = {f.check_id: f for f in res.findings}
+    assert "CKV_AWS_27" in by_check, [(f.check_id, f.status) for f in res.findings]
+    finding = by_check["CKV_AWS_27"]
+    assert finding.status == "failed" and finding.reason != "a test fixture reason"
+    assert not any(f.reason == "a test fixture reason" for f in res.findings)
+    assert finding.file == "terraform/modules/queue/main.tf" and finding.lines == [3, 5]
+    assert finding.location == "terraform/modules/queue/main.tf:3"
+    # the same skip written in our own Terraform is honoured, with its file
+    (module / "main.tf").write_text('resource "aws_sqs_queue" "dlq" {\n'
+                                    '  #checkov:skip=CKV_AWS_27:our own reason\n  name = "q-dlq"\n}\n')
+    res = gate.scan_plan(root, plan_json, checkov=str(CHECKOV), source_dir=env_dir)
+    skipped = [f for f in res.findings if f.check_id == "CKV_AWS_27"]
+    assert [(f.status, f.reason, f.file) for f in skipped] == [("skipped", "our own reason",
+                                                                 "terraform/modules/queue/main.tf")]

@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -315,17 +316,88 @@ def _findings(items: list[dict]) -> list[Finding]:
     return [Finding(**{k: v for k, v in f.items() if k in fields}) for f in items]
 
 
-def scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | None = None) -> GateResult:
-    """checkov on ``terraform show -json`` output, enriched from the source (so inline skips apply)."""
+def enrichment_root(root: Path) -> Path:
+    """Where checkov reads inline skips for a plan from: our Terraform sources only.
+
+    checkov matches plan resources to source blocks by ``TYPE.NAME`` alone, so
+    enriching from the whole project let ``#checkov:skip`` comments in test
+    fixtures silence the same checks on real resources.
+    """
+    tf = root / "terraform"
+    return tf if tf.is_dir() else root
+
+
+_INSTANCE_KEY = re.compile(r'\[[^\]]*\]')
+
+
+def _module_dirs(doc: dict, env_dir: Path) -> dict[tuple[str, ...], Path]:
+    """Module path (call names) -> source directory, from the plan's own configuration."""
+    dirs: dict[tuple[str, ...], Path] = {(): env_dir}
+
+    def walk(module: dict, path: tuple[str, ...], here: Path) -> None:
+        for name, call in (module.get("module_calls") or {}).items():
+            source = call.get("source") or ""
+            if not source.startswith("."):
+                continue  # a registry or remote module: not our source
+            sub = (here / source).resolve()
+            dirs[(*path, name)] = sub
+            walk(call.get("module") or {}, (*path, name), sub)
+
+    walk((doc.get("configuration") or {}).get("root_module") or {}, (), env_dir)
+    return dirs
+
+
+def _block_lines(directory: Path, rtype: str, name: str) -> tuple[Path, list[int]] | None:
+    pattern = re.compile(rf'^\s*resource\s+"{re.escape(rtype)}"\s+"{re.escape(name)}"\s*\{{')
+    for path in sorted(directory.glob("*.tf")):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for i, line in enumerate(lines):
+            if pattern.match(line):
+                depth, end = 0, i
+                for j in range(i, len(lines)):
+                    depth += lines[j].count("{") - lines[j].count("}")
+                    if depth <= 0:
+                        end = j
+                        break
+                return path, [i + 1, end + 1]
+    return None
+
+
+def locate_plan_findings(findings: list[Finding], doc: dict, env_dir: Path, root: Path) -> None:
+    """Point each plan finding at the ``.tf`` block that declares it (checkov names the plan JSON)."""
+    dirs = _module_dirs(doc, env_dir)
+    for f in findings:
+        parts = _INSTANCE_KEY.sub("", f.resource).split(".")
+        if len(parts) < 2 or parts[0] == "data":
+            continue
+        modules = tuple(parts[i + 1] for i in range(0, len(parts) - 2, 2) if parts[i] == "module")
+        directory = dirs.get(modules)
+        found = _block_lines(directory, parts[-2], parts[-1]) if directory else None
+        if found:
+            f.file, f.lines = _rel(str(found[0]), root), found[1]
+
+
+def scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | None = None,
+              source_dir: Path | None = None) -> GateResult:
+    """checkov on ``terraform show -json`` output, enriched from our Terraform (so inline skips apply).
+
+    ``source_dir``: the env root that was planned; findings then name the ``.tf`` file and lines of
+    the block that declares each resource instead of the plan JSON.
+    """
     gate = gate or load_gate(root)
-    if not plan_has_resources(json.loads(plan_json.read_text(encoding="utf-8"))):
+    doc = json.loads(plan_json.read_text(encoding="utf-8"))
+    if not plan_has_resources(doc):
         # nothing for checkov to look at (outputs/locals only); saves a checkov start-up
         result = evaluate("plan", [_rel(str(plan_json), root)], [], [], gate)
         result.targets.append("(no resources: not scanned)")
         return result
-    args = ["-f", str(plan_json), "--framework", "terraform_plan", "--repo-root-for-plan-enrichment", str(root)]
+    args = ["-f", str(plan_json), "--framework", "terraform_plan",
+            "--repo-root-for-plan-enrichment", str(enrichment_root(root))]
     docs = _checkov(checkov, args, cwd=root)
     failed, skipped = collect(docs, root)
+    if source_dir is not None:
+        locate_plan_findings(failed + skipped, doc, source_dir, root)
+    del doc  # it may hold secret values
     return evaluate("plan", [_rel(str(plan_json), root)], failed, skipped, gate)
 
 

@@ -137,7 +137,8 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     bundle.write_json(plan_mod.SUMMARY_JSON, summary)
 
     ui.step("checkov on the plan JSON")
-    plan_gate = gate_mod.scan_plan(cfg.root, bundle.path(plan_mod.PLAN_JSON), checkov=settings.checkov(cfg))
+    plan_gate = gate_mod.scan_plan(cfg.root, bundle.path(plan_mod.PLAN_JSON), checkov=settings.checkov(cfg),
+                                   source_dir=cfg.env_dir)
     bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict(), "plan": plan_gate.as_dict()})
     bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source, plan_gate]), encoding="utf-8")
 
