@@ -79,3 +79,34 @@ def test_human_output_lists_the_first_deploy_order(project, aws_env):
     assert run.code == 0, run.err
     assert "First deploy, in this order:" in run.out
     assert "1. deployctl bootstrap --env dev" in run.out and "6. deployctl apply --env dev" in run.out
+    assert "{env}" not in run.out and "deployctl outputs --env dev" in run.out
+
+
+@pytest.mark.parametrize(("region", "partition"), [("us-gov-west-1", "aws-us-gov"), ("cn-north-1", "aws-cn"),
+                                                   ("eu-west-1", "aws")])
+def test_the_state_bucket_policy_uses_the_region_partition(project, aws_env, monkeypatch, region, partition):
+    env_toml = project / "terraform/envs/dev/env.toml"
+    env_toml.write_text(env_toml.read_text() + f'\n[aws]\nregion = "{region}"\n')
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    run = run_cli(project, "bootstrap", "--env", "dev", "--json", tools=False)
+    assert run.code == 0, run.err
+    bucket = json.loads(run.out)["result"]["bucket"]
+    import boto3
+
+    policy = json.loads(boto3.client("s3", region_name=region).get_bucket_policy(Bucket=bucket)["Policy"])
+    resources = [r for st in policy["Statement"] for r in st["Resource"]]
+    assert resources == [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"]
+
+
+def test_an_unreachable_endpoint_is_one_line_after_bounded_retries(project, aws_env, monkeypatch):
+    """bootstrap uses the shared client: bounded attempts, one translated line, no traceback."""
+    from conftest import free_port
+
+    monkeypatch.setenv("DEPLOYCTL_AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    run = run_cli(project, "bootstrap", "--env", "dev", "--json", tools=False)
+    assert run.code == 1, run.err
+    error = json.loads(run.out)["error"]
+    assert "network error talking to AWS" in error["message"] and "after 2 attempt(s)" in error["message"]
+    assert "Traceback" not in run.err and len([ln for ln in run.err.splitlines() if ln.startswith("error:")]) == 1

@@ -229,3 +229,11 @@ def test_account_mismatch_is_refused_before_terraform_runs(project, recorder, aw
     assert "account 123456789012" in run.err and "lives in account 111111111111" in run.err
     assert [c[1] for c in recorder.calls if os.path.basename(c[0]) == "terraform"] == ["version"]
     assert not any("checkov" in os.path.basename(c[0]) for c in recorder.calls)
+
+
+def test_a_plan_with_no_changes_does_not_point_at_apply(project):
+    assert run_cli(project, "plan", "--env", "dev").code == 0
+    assert run_cli(project, "apply", "--env", "dev").code == 0
+    run = plan_ok(project, "--env", "dev")
+    assert "Plan: no changes." in run.out
+    assert "next: deployctl apply" not in run.out and "nothing to apply" in run.out

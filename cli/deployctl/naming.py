@@ -59,3 +59,12 @@ def function_environment(cfg: EnvConfig, function: str) -> dict[str, str]:
         env[table_env_var(t)] = table_name(cfg, t)
     env.update(fn.get("environment", {}))
     return env
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region: aws-cn for China, aws-us-gov for GovCloud, else aws."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

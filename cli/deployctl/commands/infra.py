@@ -95,7 +95,10 @@ def plan(foundation):
         if outcome.foundation:
             lines.append(f"(foundation plan: {', '.join(outcome.targets)})")
         lines.append(f"policy gates passed; plan bundle saved in {outcome.bundle}")
-        lines.append(f"next: deployctl apply --env {outcome.env}")
+        if outcome.summary["has_changes"]:
+            lines.append(f"next: deployctl apply --env {outcome.env}")
+        else:
+            lines.append(f"nothing to apply: {outcome.env} matches the configuration")
         return "\n".join(lines)
 
     out.result(outcome.as_dict(), human)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 
+from deployctl import naming
 from deployctl.config import EnvConfig
-from deployctl.errors import OperationFailed, Refused
+from deployctl.errors import Refused
 
 FIRST_DEPLOY = [
     ("bootstrap", "deployctl bootstrap --env {env}", "state bucket (this command)"),
@@ -23,11 +24,11 @@ FIRST_DEPLOY = [
 
 
 def first_deploy_steps(env: str) -> list[dict]:
-    return [{"step": s, "command": c.format(env=env), "what": w} for s, c, w in FIRST_DEPLOY]
+    return [{"step": s, "command": c.format(env=env), "what": w.format(env=env)} for s, c, w in FIRST_DEPLOY]
 
 
-def tls_only_policy(bucket: str) -> dict:
-    arn = f"arn:aws:s3:::{bucket}"
+def tls_only_policy(bucket: str, partition: str = "aws") -> dict:
+    arn = f"arn:{partition}:s3:::{bucket}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -48,17 +49,20 @@ def _code(exc) -> str:
 
 
 def ensure_state_bucket(cfg: EnvConfig, *, client=None) -> dict:
-    """Create/align the state bucket; returns {"bucket":..., "steps": {name: created|updated|ok}}."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    """Create/align the state bucket; returns {"bucket":..., "steps": {name: created|updated|ok}}.
+
+    Uses the shared client (bounded retries, timeouts, error translation) and the
+    region's partition in every ARN (GovCloud, China).
+    """
+    from deployctl import aws
 
     bucket = cfg.state_bucket()
+    part = naming.partition(cfg.region)
     steps: dict[str, str] = {}
-    try:
-        if client is None:
-            import boto3
-
-            client = boto3.Session(region_name=cfg.region).client("s3")
-        _guard_account(cfg)
+    _guard_account(cfg)
+    if client is None:
+        client = aws.client("s3", cfg.region)
+    with aws.errors("bootstrap the state bucket", where=f"s3://{bucket}"):
         steps["bucket"] = _ensure_bucket(client, bucket, cfg.region)
         steps["versioning"] = _ensure(
             lambda: client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled",
@@ -87,14 +91,8 @@ def ensure_state_bucket(cfg: EnvConfig, *, client=None) -> dict:
         current = _get(lambda: client.get_bucket_policy(Bucket=bucket)["Policy"])
         steps["tls_only_policy"] = _ensure(
             lambda: _policy_has_tls_deny(current),
-            lambda: client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_with_tls_deny(current, bucket))),
+            lambda: client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_with_tls_deny(current, bucket, part))),
         )
-    except NoCredentialsError:
-        raise OperationFailed("no AWS credentials found", hint="aws sso login / set AWS_PROFILE") from None
-    except ClientError as exc:
-        raise OperationFailed(f"S3 {exc.operation_name} failed ({_code(exc)}): {exc}", where=f"s3://{bucket}") from None
-    except BotoCoreError as exc:
-        raise OperationFailed(f"AWS call failed: {exc}", where=f"s3://{bucket}", hint="check network and credentials") from None
     return {"env": cfg.name, "bucket": bucket, "region": cfg.region, "key": cfg.state_key(), "steps": steps,
             "first_deploy": first_deploy_steps(cfg.name)}
 
@@ -158,16 +156,16 @@ def _encryption_ok(client, bucket: str) -> bool:
     return any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "aws:kms" for r in rules)
 
 
-def _with_tls_deny(current: str | None, bucket: str) -> dict:
+def _with_tls_deny(current: str | None, bucket: str, partition: str = "aws") -> dict:
     """The bucket's policy plus the TLS-only statement (other statements are kept)."""
     try:
         doc = json.loads(current) if current else None
     except json.JSONDecodeError:
         doc = None
     if not isinstance(doc, dict) or not isinstance(doc.get("Statement"), list):
-        return tls_only_policy(bucket)
+        return tls_only_policy(bucket, partition)
     doc["Statement"] = [st for st in doc["Statement"] if st.get("Sid") != "DenyInsecureTransport"]
-    doc["Statement"] += tls_only_policy(bucket)["Statement"]
+    doc["Statement"] += tls_only_policy(bucket, partition)["Statement"]
     return doc
 
 
