@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import hcl2
 import pytest
 
 from deployctl.config import load_env
@@ -150,3 +151,20 @@ def test_real_env_roots_declare_every_rendered_key():
                 for block in hcl2.load(fh).get("variable", []):
                     declared |= {name.strip('"') for name in block}
         assert {"environment", *render.SECTIONS} <= declared, d.name
+
+
+@pytest.mark.parametrize("path_style", [True, False])
+def test_s3_path_style_reaches_the_backend_the_provider_and_boto3(tmp_path, path_style):
+    from deployctl import aws
+    from deployctl.config import load_env
+
+    project = copy_project("project", tmp_path)
+    env_toml = project / "terraform/envs/dev/env.toml"
+    env_toml.write_text(env_toml.read_text() + f"\n[aws]\ns3_use_path_style = {str(path_style).lower()}\n")
+    cfg = load_env("dev", project)
+    result = render.render(cfg, allow_missing_artifacts=True)
+    backend = hcl2.loads(result.backend_path.read_text())
+    assert backend["use_path_style"] is path_style
+    assert json.loads(result.tfvars_path.read_text())["aws"]["s3_use_path_style"] is path_style
+    client = aws.s3_client(cfg)
+    assert client.meta.config.s3 == ({"addressing_style": "path"} if path_style else None)

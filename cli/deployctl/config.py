@@ -113,6 +113,10 @@ SCHEMA = Table(
                 "region": Str(pattern=REGION, expected_text="an AWS region like 'eu-west-1'"),
                 # the account-id guard: the only account this environment may be applied to
                 "account_id": Str(pattern=r"(\d{12})?", expected_text="a 12-digit AWS account id"),
+                # S3 path-style addressing (bucket in the path, not the host name): needed by emulators
+                # reached through a host name, e.g. LocalStack's http://localhost:4566; rendered into
+                # backend.hcl (use_path_style) and the provider (s3_use_path_style); boto3 follows it too
+                "s3_use_path_style": Bool(),
             },
             required=("region",),
         ),

@@ -102,12 +102,12 @@ def find_terraform() -> tuple[str, str]:
 
 
 def provider_config(tmp: Path) -> dict[str, str]:
-    """Environment variables that let terraform init install hashicorp/aws, or unavailable()."""
-    if os.environ.get("TF_CLI_CONFIG_FILE"):
-        path = Path(os.environ["TF_CLI_CONFIG_FILE"])
-        if not path.is_file():
-            unavailable(f"TF_CLI_CONFIG_FILE={path} does not exist")
-        return {"TF_CLI_CONFIG_FILE": str(path)}
+    """Environment variables that let terraform init install hashicorp/aws, or unavailable().
+
+    An explicit mirror (``DEPLOYCTL_E2E_PROVIDER_MIRROR``, what .ci/run passes) wins; then a
+    ``TF_CLI_CONFIG_FILE`` that exists (machines may export one that does not); then the registry,
+    only when asked for.
+    """
     mirror = os.environ.get("DEPLOYCTL_E2E_PROVIDER_MIRROR")
     if mirror:
         found = list(Path(mirror).glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*"))
@@ -121,10 +121,14 @@ def provider_config(tmp: Path) -> dict[str, str]:
             encoding="utf-8",
         )
         return {"TF_CLI_CONFIG_FILE": str(config)}
+    configured = os.environ.get("TF_CLI_CONFIG_FILE")
+    if configured and Path(configured).is_file():
+        return {"TF_CLI_CONFIG_FILE": configured}
     if os.environ.get("DEPLOYCTL_E2E_PROVIDER") == "registry":
         return {}
-    unavailable("no hashicorp/aws provider source: set TF_CLI_CONFIG_FILE (a filesystem_mirror), "
-                "DEPLOYCTL_E2E_PROVIDER_MIRROR=<mirror folder>, or DEPLOYCTL_E2E_PROVIDER=registry with internet")
+    unavailable("no hashicorp/aws provider source: set DEPLOYCTL_E2E_PROVIDER_MIRROR=<mirror folder>, "
+                "TF_CLI_CONFIG_FILE (an existing file with a filesystem_mirror), or DEPLOYCTL_E2E_PROVIDER=registry "
+                f"with internet{f' (TF_CLI_CONFIG_FILE={configured} does not exist)' if configured else ''}")
     raise AssertionError("not reached")
 
 
@@ -181,7 +185,10 @@ def copy_project(dest: Path) -> Path:
         shutil.copytree(ROOT / name, dest / name, symlinks=True, ignore=ignore)
     env_toml = dest / "terraform/envs/dev/env.toml"
     text = env_toml.read_text(encoding="utf-8")
-    text, n = re.subn(r'(?m)^account_id\s*=\s*"\d*"', f'account_id = "{MOTO_ACCOUNT}"', text)
+    # moto's account, and path-style S3: the suite reaches moto through a host name (localhost),
+    # as a user reaches LocalStack, so the backend, the provider and boto3 must all use it
+    text, n = re.subn(r'(?m)^account_id\s*=\s*"\d*".*$', f'account_id = "{MOTO_ACCOUNT}"\ns3_use_path_style = true',
+                      text)
     assert n == 1, "terraform/envs/dev/env.toml must set aws.account_id"
     env_toml.write_text(text, encoding="utf-8")
     return dest
@@ -250,7 +257,8 @@ def deployctl(tmp_path_factory, moto_server) -> Deployctl:
     env.update(provider_env)
     env.update({
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": moto_server.endpoint,
+        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto_server.endpoint.replace("127.0.0.1", "localhost"),
         "AWS_EC2_METADATA_DISABLED": "true",
         # bound every AWS retry loop (the provider honours these too): a 500 fails in seconds, not minutes
         "AWS_MAX_ATTEMPTS": "3", "AWS_RETRY_MODE": "standard",

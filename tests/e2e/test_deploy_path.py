@@ -54,6 +54,11 @@ def test_foundation_plan_and_apply(deployctl):
     created = {c["address"] for c in res.result["summary"]["changes"] if c["action"] == "create"}
     assert {"module.kms.aws_kms_key.this", "module.artifact_bucket.aws_s3_bucket.this"} <= created
     assert all(a.startswith(("module.kms.", "module.artifact_bucket.")) for a in created)
+    # reached through a host name (localhost): path-style S3 in the backend, the provider and boto3
+    backend = (deployctl.root / "terraform/envs/dev/backend.hcl").read_text(encoding="utf-8")
+    assert "use_path_style = true" in backend
+    tfvars = json.loads((deployctl.root / "terraform/envs/dev/deployctl.auto.tfvars.json").read_text(encoding="utf-8"))
+    assert tfvars["aws"]["s3_use_path_style"] is True and "localhost" in deployctl.env["AWS_ENDPOINT_URL"]
     res = deployctl("apply", "--env", "dev")
     assert res.result["applied"] is True
     outputs = res.result["outputs"]

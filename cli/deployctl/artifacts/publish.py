@@ -411,7 +411,7 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
     artifacts = packaging.package(cfg, names)
     bucket = cfg.artifact_bucket()
     aws.check_account(cfg)
-    s3 = aws.client("s3", cfg.region)
+    s3 = aws.s3_client(cfg)
     check_bucket(s3, bucket)
     kms_arn = kms_key_arn(cfg)
     ui.step(f"uploading to s3://{bucket}")

@@ -61,7 +61,7 @@ def ensure_state_bucket(cfg: EnvConfig, *, client=None) -> dict:
     steps: dict[str, str] = {}
     _guard_account(cfg)
     if client is None:
-        client = aws.client("s3", cfg.region)
+        client = aws.s3_client(cfg)
     with aws.errors("bootstrap the state bucket", where=f"s3://{bucket}"):
         steps["bucket"] = _ensure_bucket(client, bucket, cfg.region)
         steps["versioning"] = _ensure(

@@ -186,7 +186,8 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
 
 
 def backend_context(cfg: EnvConfig) -> dict:
-    return {"environment": cfg.name, "bucket": cfg.state_bucket(), "key": cfg.state_key(), "region": cfg.region}
+    return {"environment": cfg.name, "bucket": cfg.state_bucket(), "key": cfg.state_key(), "region": cfg.region,
+            "use_path_style": bool(cfg.get("aws.s3_use_path_style"))}
 
 
 def render_tfvars_text(cfg: EnvConfig, manifest: dict | None = None, *, allow_missing_artifacts: bool = False) -> tuple[str, dict, list[str], list[str]]:

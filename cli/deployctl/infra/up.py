@@ -60,7 +60,7 @@ def foundation_present(cfg: EnvConfig) -> dict:
     except Exception as exc:  # noqa: BLE001 - NotFound means absent; anything else surfaces in the plan
         if aws.error_code(exc) not in {"NotFoundException"}:
             raise aws.translate(exc, "kms describe-key") from None
-    s3 = aws.client("s3", cfg.region)
+    s3 = aws.s3_client(cfg)
     try:
         s3.head_bucket(Bucket=cfg.artifact_bucket())
         found["artifact_bucket"] = True

@@ -92,10 +92,11 @@ variable "artifacts" {
 }
 
 variable "aws" {
-  description = "Region, and the only account this environment may be applied to (provider allowed_account_ids)."
+  description = "Region, the only account this environment may be applied to (provider allowed_account_ids), and S3 path-style addressing (emulators behind a host name)."
   type = object({
-    region     = optional(string, "eu-west-1")
-    account_id = optional(string, "")
+    region            = optional(string, "eu-west-1")
+    account_id        = optional(string, "")
+    s3_use_path_style = optional(bool, false)
   })
   default = {}
 

@@ -1,0 +1,1 @@
+"""The end-to-end suite (a package, so its conftest does not shadow tests/conftest.py)."""
