@@ -157,10 +157,14 @@ def run_up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
 
 
 def _secrets_step(cfg: EnvConfig, ui: UI) -> Step:
+    """Every ``secure = true`` parameter gets a generated value once; existing values are kept."""
     from deployctl.infra import secrets
 
     result = secrets.ensure_secrets(cfg, ui)
-    created = [item["name"] for item in result["parameters"] if item["status"] == "created"]
-    return Step("secrets", "done" if created else "ok",
-                (f"created {', '.join(created)}" if created else "every secure parameter has a value"),
-                {"parameters": result["parameters"]})
+    made = result["created"] + result["replaced_placeholder"]
+    detail = f"created {', '.join(made)}" if made else "every secure parameter has a value"
+    if result["missing"]:
+        detail += f"; not set yet (generate = \"none\"): {', '.join(result['missing'])}"
+    return Step("secrets", "done" if made else "ok", detail,
+                {"parameters": [{k: s.get(k) for k in ("name", "parameter", "status", "version")}
+                                for s in result["secrets"]]})
