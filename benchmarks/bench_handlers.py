@@ -131,6 +131,15 @@ class StubDynamoDB:
         return {"Parameters": [{"Name": Path + "page-size", "Value": "20"},
                                {"Name": Path + "pagination-key", "Value": "k" * 32}]}
 
+    def get_paginator(self, operation):  # the powertools parameters utility paginates
+        stub = self
+
+        class Paginator:
+            def paginate(self, **kwargs):
+                yield getattr(stub, operation)(**kwargs)
+
+        return Paginator()
+
 
 def event(method, resource, body=None, query=None, params=None):
     return {"resource": resource, "path": resource, "httpMethod": method,

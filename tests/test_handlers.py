@@ -411,3 +411,30 @@ def test_business_metrics_are_emitted_in_embedded_metric_format(app):
         assert directive["Namespace"] == naming.metrics_namespace(CFG)
         assert directive["Dimensions"] == [["service"]] and blob["service"] == CFG.app
         assert blob[directive["Metrics"][0]["Name"]] in (1, [1.0], 1.0)
+
+
+def test_parameters_come_through_the_powertools_utility_and_failures_log_the_aws_code(app, monkeypatch):
+    """The users function reads its SSM parameters (moto, real paginator) via the powertools
+    parameters utility; a failed read degrades to defaults and logs only the AWS error code."""
+    app.use("users")
+    cfg = app_config.get()
+    assert cfg.param("page-size") == "20" and len(cfg.param("pagination-key")) >= 16
+    assert "aws_lambda_powertools.utilities.parameters" in sys.modules
+
+    from botocore.exceptions import ClientError
+
+    class Denied:
+        def get_paginator(self, operation):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, operation)
+
+    from shared import aws as app_aws
+
+    app_aws.set_factory(lambda service: Denied())
+    try:
+        app_config.clear()
+        degraded = app_config.get()
+    finally:
+        app_aws.set_factory(None)
+    assert degraded.parameters == {}
+    errors = [r for r in map(json.loads, app.log.getvalue().splitlines()) if r.get("message") == "config.ssm_failed"]
+    assert errors and errors[-1]["error"] == "AccessDeniedException"
