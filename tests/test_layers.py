@@ -17,8 +17,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_package import _wheel, make_project, names
-from test_publish import BUCKET, terraform_applied, use_account
 
 from deployctl import runner
 from deployctl.artifacts import layers, manifest, packaging, publish
@@ -26,6 +24,8 @@ from deployctl.config import load_defaults, load_env
 from deployctl.errors import ConfigError
 from deployctl.infra import render
 from deployctl.local import layers as local_layers
+from test_package import _wheel, make_project, names
+from test_publish import BUCKET, terraform_applied, use_account
 
 ROOT = Path(__file__).resolve().parents[1]
 
