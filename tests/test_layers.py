@@ -307,3 +307,17 @@ def test_layer_input_hash_covers_requirements_and_platform(tmp_path):
     assert layers.input_hash(cfg, req, 0) != base
     cfg.data["lambda"]["architecture"] = "arm64"
     assert layers.input_hash(cfg, req, 0) != layers.input_hash(load_defaults(project), req, 0)
+
+
+@pytest.mark.slow
+def test_cli_package_json_lists_layers_and_each_functions_layers(tmp_path, wheels):
+    from test_package import invoke
+
+    project = make_project(tmp_path / "p")
+    add_layer(project)
+    run = invoke(["--json", "package"], project)
+    assert run.exit_code == 0, run.output
+    result = json.loads(run.stdout)["result"]
+    tiny = result["layers"]["tiny"]
+    assert tiny["layer"] == "tiny" and tiny["path"].endswith("layers/tiny.zip") and "tinydep" in tiny["provides"]
+    assert result["functions"]["alpha"]["layers"] == ["tiny"] and result["functions"]["gamma"]["layers"] == []

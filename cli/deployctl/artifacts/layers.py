@@ -28,7 +28,7 @@ from pathlib import Path
 from deployctl.artifacts import packaging
 from deployctl.artifacts.packaging import Artifact, Entry
 from deployctl.config import EnvConfig
-from deployctl.errors import ConfigError, UsageError
+from deployctl.errors import ConfigError
 from deployctl.fsutil import atomic_write
 
 RECIPE_VERSION = "1"
@@ -45,18 +45,6 @@ def requirements_path(cfg: EnvConfig, name: str) -> Path:
         raise ConfigError(f"key '{dotted}': file {packaging.SOURCE_DIR}/{rel} does not exist",
                           where=cfg.where(dotted), hint="create it (pinned versions) or fix the path")
     return path
-
-
-def check_layers(cfg: EnvConfig, layers: Sequence[str] | None) -> list[str]:
-    """The requested layer names (all of them if none), validated against [layers]."""
-    known = list(cfg.layers)
-    if not layers:
-        return known
-    unknown = [n for n in layers if n not in cfg.layers]
-    if unknown:
-        raise UsageError(f"unknown layer {', '.join(repr(u) for u in unknown)}", where="--layer",
-                         hint=f"known layers: {', '.join(known) or 'none'} (from [layers] in the env config)")
-    return list(dict.fromkeys(layers))
 
 
 def used_by(cfg: EnvConfig, functions: Sequence[str]) -> list[str]:

@@ -81,10 +81,6 @@ class Artifact:
     provides: list[str] = field(default_factory=list)  # layers: top-level names under python/
     layers: list[str] = field(default_factory=list)  # functions: the layers attached (their content is left out)
 
-    @property
-    def name(self) -> str:
-        return self.function
-
     def to_dict(self) -> dict:
         data = asdict(self)
         data["path"] = str(self.path)
