@@ -366,7 +366,7 @@ def test_unexpected_errors_are_generic_500_with_details_only_in_the_log(app, mon
     assert status == 500
     assert body["message"] == "internal error" and "TABLE_USERS" not in json.dumps(body)
     records = [json.loads(line) for line in app.log.getvalue().splitlines()]
-    errors = [r for r in records if r["level"] == "ERROR"]
+    errors = [r for r in records if r.get("level") == "ERROR"]
     assert errors and "TABLE_USERS" in errors[0]["traceback"]
 
 
@@ -378,8 +378,63 @@ def test_info_logs_carry_request_ids_but_no_bodies_or_personal_data(app, monkeyp
     assert status == 201
     call(users, "PUT", "/users/{userId}", params={"userId": user["UserId"]}, body={"name": "Grace Hopper"})
     text = app.log.getvalue()
-    records = [json.loads(line) for line in text.splitlines()]
+    lines = [json.loads(line) for line in text.splitlines()]
+    records = [r for r in lines if "_aws" not in r]  # EMF metric blobs share the stream
     assert records and all(r["requestId"].startswith("req-") for r in records)
+    assert all(r["service"] == CFG.app and r["function"] == "users" for r in records)
     assert any(r["message"] == "request" and r["status"] == 201 for r in records)
     for secret in ("Ada", "ada@example.com", "555 0100", "Secret Lane", "Grace"):
         assert secret not in text
+
+
+def emf_blobs(text: str) -> list[dict]:
+    return [r for r in map(json.loads, text.splitlines()) if "_aws" in r]
+
+
+def test_business_metrics_are_emitted_in_embedded_metric_format(app):
+    """One EMF line per request that counted something, under the namespace and dimension the
+    env root gives the functions (and its dashboard plots); nothing for requests that did not."""
+    app.use("create-item")
+    assert call(create_item, "POST", "/items", body={"name": "lamp"})[0] == 201
+    app.use("users")
+    status, user, _ = call(users, "POST", "/users", body=new_user())
+    assert status == 201
+    assert call(users, "GET", "/users/{userId}", params={"userId": user["UserId"]})[0] == 200
+    assert call(users, "DELETE", "/users/{userId}", params={"userId": user["UserId"]})[0] == 204
+    assert call(users, "DELETE", "/users/{userId}", params={"userId": user["UserId"]})[0] == 404
+    blobs = emf_blobs(app.log.getvalue())
+    names = [m["Name"] for b in blobs for d in b["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+    assert names == ["ItemsCreated", "UsersCreated", "UsersDeleted"]
+    assert set(names) == set(naming.BUSINESS_METRICS)
+    for blob in blobs:
+        (directive,) = blob["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == naming.metrics_namespace(CFG)
+        assert directive["Dimensions"] == [["service"]] and blob["service"] == CFG.app
+        assert blob[directive["Metrics"][0]["Name"]] in (1, [1.0], 1.0)
+
+
+def test_parameters_come_through_the_powertools_utility_and_failures_log_the_aws_code(app, monkeypatch):
+    """The users function reads its SSM parameters (moto, real paginator) via the powertools
+    parameters utility; a failed read degrades to defaults and logs only the AWS error code."""
+    app.use("users")
+    cfg = app_config.get()
+    assert cfg.param("page-size") == "20" and len(cfg.param("pagination-key")) >= 16
+    assert "aws_lambda_powertools.utilities.parameters" in sys.modules
+
+    from botocore.exceptions import ClientError
+
+    class Denied:
+        def get_paginator(self, operation):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, operation)
+
+    from shared import aws as app_aws
+
+    app_aws.set_factory(lambda service: Denied())
+    try:
+        app_config.clear()
+        degraded = app_config.get()
+    finally:
+        app_aws.set_factory(None)
+    assert degraded.parameters == {}
+    errors = [r for r in map(json.loads, app.log.getvalue().splitlines()) if r.get("message") == "config.ssm_failed"]
+    assert errors and errors[-1]["error"] == "AccessDeniedException"

@@ -207,6 +207,8 @@ def test_dashboard_covers_every_function_table_and_gsi(tmp_path):
         "api_name": "demo",
         "api_stage": "dev",
         "period_s": 300,
+        "business_metrics": {"namespace": "demo-dev", "dimensions": {"service": "demo"},
+                             "metrics": ["ItemsCreated", "UsersCreated", "UsersDeleted"]},
     }
     out = evaluate(
         tmp_path / "dash",
@@ -234,11 +236,17 @@ def test_dashboard_covers_every_function_table_and_gsi(tmp_path):
     assert [m[-1]["stat"] for m in latency] == ["p50", "p90", "p99"]
     assert any(p.get("view") == "singleValue" for p in by_title.values())
     assert {"API requests", "API 4XX", "API 5XX"} <= set(by_title)
+    # the business metrics, under exactly the namespace and dimensions the handlers emit
+    business = by_title["Business metrics (demo-dev)"]["metrics"]
+    assert [m[:4] for m in business] == [["demo-dev", name, "service", "demo"]
+                                         for name in ("ItemsCreated", "UsersCreated", "UsersDeleted")]
+    assert all(m[4]["stat"] == "Sum" for m in business)
 
 
 def test_dashboard_without_functions_or_tables_has_no_empty_metric_widgets(tmp_path):
     """PutDashboard rejects a metric widget whose metrics array is empty."""
-    inputs = {"functions": {}, "tables": {}, "api_name": "demo", "api_stage": "dev", "period_s": 60}
+    inputs = {"functions": {}, "tables": {}, "api_name": "demo", "api_stage": "dev", "period_s": 60,
+              "business_metrics": {"namespace": "", "dimensions": {}, "metrics": []}}
     out = evaluate(
         tmp_path / "dash",
         TF / "modules" / "monitoring" / "dashboard.tf",
@@ -250,7 +258,7 @@ def test_dashboard_without_functions_or_tables_has_no_empty_metric_widgets(tmp_p
     assert widgets, "the API widgets remain"
     assert all(w["properties"]["metrics"] for w in widgets)
     titles = [w["properties"]["title"] for w in widgets]
-    assert not any(t.startswith(("Lambda ", "DynamoDB ")) for t in titles)
+    assert not any(t.startswith(("Lambda ", "DynamoDB ", "Business ")) for t in titles)
 
 
 def gsi(partition_key: str, sort_key: str = "", partition_key_type: str = "S", sort_key_type: str = "S") -> dict:
@@ -326,6 +334,7 @@ def test_terraform_names_and_environment_equal_deployctl_naming(env, tmp_path):
             "params": "local.parameter_prefix",
             "bucket": "local.artifact_bucket",
             "kms_alias": "local.kms_alias_name",
+            "business": "local.business_metrics",
         },
     )
     assert out["prefix"] == cfg.prefix
@@ -336,4 +345,10 @@ def test_terraform_names_and_environment_equal_deployctl_naming(env, tmp_path):
     for name in cfg.functions:
         assert out["env"][name] == naming.function_environment(cfg, name), name
     assert out["env"]["users"]["PARAMETER_PREFIX"] == f"/{env}/{cfg.app}/"
+    # one source of truth for the business metrics: what the functions emit is what the dashboard plots
+    assert out["business"] == {"namespace": naming.metrics_namespace(cfg), "dimensions": {"service": cfg.app},
+                               "metrics": list(naming.BUSINESS_METRICS)}
+    for name in cfg.functions:
+        assert out["env"][name]["POWERTOOLS_METRICS_NAMESPACE"] == out["business"]["namespace"]
+        assert out["env"][name]["POWERTOOLS_SERVICE_NAME"] == out["business"]["dimensions"]["service"]
     assert "PARAMETER_PREFIX" not in out["env"]["get-items"]

@@ -28,10 +28,12 @@ EXPECTED_MODULES = {
     "dynamodb_table",
     "kms",
     "lambda_function",
+    "lambda_layer",
     "monitoring",
     "rest_api",
 }
 ROOT_VARIABLES = {
+    "layers",
     "alarms",
     "api",
     "app",
@@ -709,7 +711,7 @@ def test_root_variable_types_accept_every_rendered_key(env):
             assert value == env
             continue
         attrs = object_attributes(cfg.variables[section]["type"])
-        items = value.values() if section in ("functions", "tables", "parameters") else [value]
+        items = value.values() if section in ("functions", "layers", "tables", "parameters") else [value]
         for item in items:
             assert set(item) <= set(attrs), (
                 f"{section}: rendered keys {set(item) - set(attrs)} have no attribute"
@@ -738,3 +740,23 @@ def test_root_optional_defaults_mirror_defaults_toml():
     assert optional_default(fn_attrs["reserved_concurrency"]) == 0
     for key in ("s3_bucket", "s3_key", "s3_object_version"):
         assert optional_default(fn_attrs[key]) == "", 'functions without an artifact yet render as ""'
+
+
+def test_root_creates_a_layer_per_published_layer_and_attaches_it():
+    """One lambda_layer module per [layers.NAME] that has an artifact; each function gets the
+    versioned ARNs of exactly the layers it lists."""
+    cfg = load(ENVS[0])
+    layers = cfg.modules["layers"]
+    assert clean(layers["source"]) == "../../modules/lambda_layer"
+    for_each = re.sub(r"\s+", " ", layers["for_each"])
+    assert "var.layers" in for_each and 'layer.s3_key != ""' in for_each
+    assert layers["source_code_hash"] == "${each.value.source_code_hash}"
+    assert layers["compatible_runtimes"] == ["${var.lambda.runtime}"]
+    assert layers["compatible_architectures"] == ["${var.lambda.architecture}"]
+    fn_layers = re.sub(r"\s+", " ", cfg.modules["functions"]["layers"])
+    assert "each.value.layers" in fn_layers and "module.layers[layer].arn" in fn_layers
+    layer_module = load(TF / "modules" / "lambda_layer")
+    body = layer_module.resources[("aws_lambda_layer_version", "this")]
+    for attr in ("s3_bucket", "s3_key", "s3_object_version", "source_code_hash", "compatible_runtimes",
+                 "compatible_architectures"):
+        assert body[attr] == f"${{var.{attr}}}"

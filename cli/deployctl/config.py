@@ -49,8 +49,22 @@ FUNCTION = Table(
         "reads_parameters": Bool(),
         # plain, non-secret environment variables
         "environment": MapOf(Str(), key_pattern=r"[A-Z][A-Z0-9_]*"),
+        # layers (names from [layers]) attached to the function, in order; at most 5
+        "layers": ListOf(Str(pattern=NAME)),
     },
     required=("handler",),
+)
+
+MAX_LAYERS = 5  # Lambda's limit of layers per function
+
+LAYER = Table(
+    {
+        "description": Str(),
+        # pinned requirements (with --hash lines where practical), relative to lambda_src/
+        "requirements": Str(pattern=r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.txt",
+                            expected_text="a path under lambda_src/ like 'layers/shared/requirements.txt'"),
+    },
+    required=("requirements",),
 )
 
 GSI = Table(
@@ -159,6 +173,7 @@ SCHEMA = Table(
             }
         ),
         "functions": MapOf(FUNCTION),
+        "layers": MapOf(LAYER, key_pattern=NAME),
         "tables": MapOf(TABLE),
         "parameters": MapOf(PARAMETER, key_pattern=r"[a-z][a-z0-9_/-]*"),
         "api": Table(
@@ -291,6 +306,10 @@ class EnvConfig:
         return self.data["functions"]
 
     @property
+    def layers(self) -> dict[str, dict]:
+        return self.data.get("layers", {})
+
+    @property
     def tables(self) -> dict[str, dict]:
         return self.data["tables"]
 
@@ -391,6 +410,28 @@ def _cross_checks(cfg: EnvConfig) -> None:
                         f"key '{dotted}': expected a table name from [tables] ({', '.join(sorted(tables))}), found {t!r}",
                         where=cfg.where(dotted),
                     )
+    for lname, layer in cfg.layers.items():
+        if ".." in layer["requirements"].split("/"):
+            dotted = f"layers.{lname}.requirements"
+            raise ConfigError(
+                f"key '{dotted}': expected a path inside lambda_src/, found {layer['requirements']!r}",
+                where=cfg.where(dotted),
+            )
+    for fname, fn in cfg.functions.items():
+        names = fn.get("layers", [])
+        dotted = f"functions.{fname}.layers"
+        unknown = [n for n in names if n not in cfg.layers]
+        if unknown:
+            raise ConfigError(
+                f"key '{dotted}': expected layer names from [layers] ({', '.join(sorted(cfg.layers)) or 'none defined'}), "
+                f"found {unknown[0]!r}",
+                where=cfg.where(dotted),
+            )
+        if len(names) > MAX_LAYERS or len(set(names)) != len(names):
+            raise ConfigError(
+                f"key '{dotted}': expected at most {MAX_LAYERS} distinct layers, found {names!r}",
+                where=cfg.where(dotted),
+            )
     for tname, table in cfg.tables.items():
         cap = table.get("capacity", {})
         for kind in ("read", "write"):

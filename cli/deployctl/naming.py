@@ -11,6 +11,14 @@ from deployctl.config import EnvConfig, cfg_prefix
 LIVE_ALIAS = "live"
 STAGING_ALIAS = "staging"
 OPENAPI_PATH = ("api", "openapi.json")  # relative to the project root
+# Business metrics the handlers emit (shared.metrics, EMF) and the dashboard plots;
+# terraform/envs/dev/naming.tf local.business_metrics must list the same names.
+BUSINESS_METRICS = ("ItemsCreated", "UsersCreated", "UsersDeleted")
+
+
+def metrics_namespace(cfg: EnvConfig) -> str:
+    """CloudWatch namespace of the business metrics, e.g. ``deployctl-demo-dev``."""
+    return cfg.prefix
 
 
 def function_name(cfg: EnvConfig, function: str) -> str:
@@ -43,6 +51,16 @@ def artifact_key(function: str, sha256_hex: str) -> str:
     return f"lambda/{function}/{sha256_hex}.zip"
 
 
+def layer_key(layer: str, sha256_hex: str) -> str:
+    """Content-addressed S3 key of a layer zip."""
+    return f"layers/{layer}/{sha256_hex}.zip"
+
+
+def layer_name(cfg: EnvConfig, layer: str) -> str:
+    """Lambda layer name, e.g. ``deployctl-demo-dev-shared``."""
+    return f"{cfg.prefix}-{layer}"
+
+
 def function_environment(cfg: EnvConfig, function: str) -> dict[str, str]:
     """The environment variables a function runs with (no secrets, ever)."""
     fn = cfg.functions[function]
@@ -52,6 +70,9 @@ def function_environment(cfg: EnvConfig, function: str) -> dict[str, str]:
         "ENVIRONMENT": cfg.name,
         "LOG_LEVEL": cfg.get("lambda.log_level", "INFO"),
         "CORS_ALLOWED_ORIGINS": ",".join(cfg.get("api.cors_allowed_origins", [])),
+        # aws-lambda-powertools (the shared layer): Logger's service, Metrics' namespace and dimension
+        "POWERTOOLS_SERVICE_NAME": cfg.app,
+        "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(cfg),
     }
     if fn.get("reads_parameters"):
         env["PARAMETER_PREFIX"] = parameter_prefix(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from items import model
-from shared import aws, dynamo, http, log
+from shared import aws, dynamo, http, log, metrics
 from shared.config import Config
 from shared.validation import Text, check_object
 
@@ -27,6 +27,7 @@ def create_item(request: http.Request, cfg: Config) -> tuple[int, dict]:
         ConditionExpression="attribute_not_exists(pk)",
     )
     log.info("item.created", itemId=item_id)
+    metrics.add("ItemsCreated")
     return 201, model.public(item)
 
 

@@ -98,22 +98,25 @@ def _load() -> tuple[Config, bool]:
 
 
 def _read_parameters(prefix: str) -> dict[str, str]:
+    """Every parameter under ``prefix`` (decrypted, names relative to it), through the
+    aws-lambda-powertools parameters utility on our client (timeouts, retries, endpoint).
+
+    Imported here, not at module level: it imports boto3, which only the functions that
+    read parameters need, on the first request, where the SSM call imports it anyway.
+    ``force_fetch``: this module's own cache (per cold start, failed reads retried) decides."""
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
     from shared import aws
 
-    client = aws.client("ssm")
-    out: dict[str, str] = {}
-    kwargs = {"Path": prefix, "Recursive": True, "WithDecryption": True}
-    while True:
-        page = client.get_parameters_by_path(**kwargs)
-        for p in page.get("Parameters", []):
-            out[p["Name"][len(prefix):]] = p["Value"]
-        token = page.get("NextToken")
-        if not token:
-            return out
-        kwargs["NextToken"] = token
+    provider = SSMProvider(boto3_client=aws.client("ssm"))
+    return dict(provider.get_multiple(prefix, recursive=True, decrypt=True, force_fetch=True))
 
 
-def _error_code(exc: Exception) -> str:
+def _error_code(exc: BaseException) -> str:
+    # the utility wraps AWS errors in GetParameterError; the ClientError is its context
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and getattr(exc, "response", None) is None:
+        exc = cause
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", type(exc).__name__))

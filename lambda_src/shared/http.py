@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared import config, log
+from shared import config, log, metrics
 
 MAX_BODY_BYTES = 256 * 1024
 CORS_ALLOW_HEADERS = "Content-Type,Authorization,X-Api-Key,X-Request-Id"
@@ -207,4 +207,5 @@ def handle(event: Any, context: Any, routes: Routes, function: str) -> dict[str,
     headers.update(extra)
     log.info("request", method=method, resource=resource, status=status,
              durationMs=round((time.perf_counter() - started) * 1000, 2))
+    metrics.flush()
     return response(status, body, request_id=request_id, headers=headers)

@@ -1,5 +1,12 @@
 """Structured JSON logs, one object per line, carrying the request id.
 
+Backed by aws-lambda-powertools' Logger (the shared layer): its JSON formatter
+(``level``, ``location``, ``message``, ``timestamp``, ``service`` from
+``POWERTOOLS_SERVICE_NAME``, the X-Ray trace id when traced) plus the keys bound
+per request (``requestId``, ``function``) and the fields of each call. This
+module keeps the interface the handlers use (``configure``, ``bind``,
+``info``/``warning``/``error``/``debug``, ``exception``, ``set_stream``).
+
 Rules: never log request bodies or personal data (names, emails, phone
 numbers, addresses) at INFO; log identifiers, routes, statuses and timings.
 """
@@ -7,18 +14,35 @@ numbers, addresses) at INFO; log identifiers, routes, statuses and timings.
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
 import traceback
 from typing import Any, TextIO
 
+from aws_lambda_powertools import Logger
+
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
-_state: dict[str, Any] = {"level": 20, "request_id": "", "function": "", "stream": None}
+_state: dict[str, Any] = {"stream": None}
+
+
+class _Stream:
+    """Resolves the destination at write time: ``set_stream``'s, else the current stdout
+    (which Lambda ships to CloudWatch)."""
+
+    def write(self, text: str) -> int:
+        return (_state["stream"] or sys.stdout).write(text)
+
+    def flush(self) -> None:
+        (_state["stream"] or sys.stdout).flush()
+
+
+_stream = _Stream()
+_logger = Logger(level="INFO", stream=_stream, log_uncaught_exceptions=False)
 
 
 def configure(level: str) -> None:
-    _state["level"] = LEVELS.get(level.upper(), 20)
+    _logger.setLevel(level.upper() if level.upper() in LEVELS else "INFO")
 
 
 def set_stream(stream: TextIO | None) -> None:
@@ -27,48 +51,48 @@ def set_stream(stream: TextIO | None) -> None:
 
 
 def bind(request_id: str, function: str = "") -> None:
-    _state["request_id"] = request_id
-    _state["function"] = function
+    # service read per request: a process serving several functions (deployctl local) sets each one's environment
+    _logger.append_keys(requestId=request_id, function=function or None,
+                        service=os.environ.get("POWERTOOLS_SERVICE_NAME") or _logger.service)
 
 
 def enabled(level: str) -> bool:
-    return LEVELS[level] >= _state["level"]
+    return _logger.isEnabledFor(LEVELS[level])
+
+
+def _emit(level: str, message: str, depth: int, fields: dict[str, Any]) -> None:
+    if enabled(level):
+        # depth: how far up the stack the caller is, for the record's "location"
+        getattr(_logger, level.lower())(message, stacklevel=depth, **fields)
 
 
 def emit(level: str, message: str, **fields: Any) -> None:
-    if not enabled(level):
-        return
-    record = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "level": level,
-        "message": message,
-        "requestId": _state["request_id"],
-    }
-    if _state["function"]:
-        record["function"] = _state["function"]
-    record.update(fields)
-    stream = _state["stream"] or sys.stdout
-    stream.write(json.dumps(record, default=str, ensure_ascii=True) + "\n")
-    stream.flush()
+    _emit(level, message, 4, fields)
 
 
 def debug(message: str, **fields: Any) -> None:
-    emit("DEBUG", message, **fields)
+    _emit("DEBUG", message, 4, fields)
 
 
 def info(message: str, **fields: Any) -> None:
-    emit("INFO", message, **fields)
+    _emit("INFO", message, 4, fields)
 
 
 def warning(message: str, **fields: Any) -> None:
-    emit("WARNING", message, **fields)
+    _emit("WARNING", message, 4, fields)
 
 
 def error(message: str, **fields: Any) -> None:
-    emit("ERROR", message, **fields)
+    _emit("ERROR", message, 4, fields)
 
 
 def exception(message: str, exc: BaseException, **fields: Any) -> None:
     """An unexpected error with its traceback (the client only sees a generic message)."""
-    emit("ERROR", message, error=type(exc).__name__,
-         traceback="".join(traceback.format_exception(exc)), **fields)
+    _emit("ERROR", message, 4, {"error": type(exc).__name__,
+                                "traceback": "".join(traceback.format_exception(exc)), **fields})
+
+
+def write_json(record: dict[str, Any]) -> None:
+    """One raw JSON line on the log stream (an Embedded Metric Format blob: shared.metrics)."""
+    _stream.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+    _stream.flush()

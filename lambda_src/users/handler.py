@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from shared import aws, dynamo, http, log, pagination
+from shared import aws, dynamo, http, log, metrics, pagination
 from shared.config import Config
 from shared.validation import EMAIL, PHONE, Text, check_object, is_uuid
 
@@ -86,6 +86,7 @@ def create_user(request: http.Request, cfg: Config) -> tuple[int, dict]:
         ConditionExpression="attribute_not_exists(UserId)",
     )
     log.info("user.created", userId=user[KEY])
+    metrics.add("UsersCreated")
     return 201, user
 
 
@@ -137,6 +138,7 @@ def delete_user(request: http.Request, cfg: Config) -> tuple[int, None]:
             raise http.ApiError(404, "user not found") from None
         raise
     log.info("user.deleted", userId=user_id)
+    metrics.add("UsersDeleted")
     return 204, None
 
 

@@ -3,7 +3,10 @@
 ``terraform/envs/<env>/artifacts.json`` (committable, like a lockfile)::
 
     {"schema": 1, "env": "dev", "functions": {"<fn>": {"bucket": ..., "key": "lambda/<fn>/<sha>.zip",
-     "version_id": ..., "sha256": "<hex>", "code_sha256": "<base64>", "size": N, "published_at": "<ISO UTC>"}}}
+     "version_id": ..., "sha256": "<hex>", "code_sha256": "<base64>", "size": N, "published_at": "<ISO UTC>"}},
+     "layers": {"<layer>": {same keys, "key": "layers/<layer>/<sha>.zip"}}}
+
+``layers`` is absent from manifests written before layers existed (read as empty).
 
 Written by ``deployctl publish-lambda`` (atomically: temp file, fsync, rename),
 read by ``deployctl render`` to fill ``s3_key``/``s3_object_version``.
@@ -33,7 +36,7 @@ def manifest_path(cfg: EnvConfig) -> Path:
 
 
 def empty_manifest(cfg: EnvConfig) -> dict[str, Any]:
-    return {"schema": SCHEMA_VERSION, "env": cfg.name, "functions": {}}
+    return {"schema": SCHEMA_VERSION, "env": cfg.name, "functions": {}, "layers": {}}
 
 
 def load_manifest(cfg: EnvConfig) -> dict[str, Any]:
@@ -53,11 +56,16 @@ def load_manifest(cfg: EnvConfig) -> dict[str, Any]:
                           hint="restore it from git or re-run deployctl publish-lambda")
     if data.get("env") != cfg.name:
         raise ConfigError(f"manifest is for env {data.get('env')!r}, not {cfg.name!r}", where=str(path))
-    for fn, entry in data["functions"].items():
-        missing = [k for k in ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
-        if missing:
-            raise ConfigError(f"function {fn!r} lacks {', '.join(missing)}", where=str(path),
-                              hint="re-run deployctl publish-lambda")
+    layers = data.setdefault("layers", {})
+    if not isinstance(layers, dict):
+        raise ConfigError("'layers' is not a map of layer entries", where=str(path),
+                          hint="restore it from git or re-run deployctl publish-lambda")
+    for kind, entries in (("function", data["functions"]), ("layer", layers)):
+        for name, entry in entries.items():
+            missing = [k for k in ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                raise ConfigError(f"{kind} {name!r} lacks {', '.join(missing)}", where=str(path),
+                                  hint="re-run deployctl publish-lambda")
     return data
 
 

@@ -43,7 +43,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deployctl import runner
@@ -77,11 +77,27 @@ class Artifact:
     files: int
     input_hash: str
     cached: bool
+    kind: str = "function"  # or "layer" (then ``function`` holds the layer's name)
+    provides: list[str] = field(default_factory=list)  # layers: top-level names under python/
+    layers: list[str] = field(default_factory=list)  # functions: the layers attached (their content is left out)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["path"] = str(self.path)
+        if self.kind == "layer":
+            data["layer"] = data.pop("function")
+            data.pop("layers")
+        else:
+            data.pop("provides")
         return data
+
+
+@dataclass
+class Build:
+    """What one ``package`` run produced: function zips and the layer zips they use."""
+
+    functions: list[Artifact]
+    layers: list[Artifact]
 
 
 @dataclass(frozen=True)
@@ -405,7 +421,7 @@ def write_zip(entries: Sequence[Entry], dest: Path, epoch: int) -> None:
 
 
 def input_hash(cfg: EnvConfig, entries: Sequence[Entry], req: Path | None, epoch: int,
-               scan: Scan | None = None) -> str:
+               scan: Scan | None = None, layer_hashes: Sequence[str] = ()) -> str:
     """Hash of everything that determines the zip's bytes (no machine paths, no mtimes)."""
     platforms, pyver = _platform(cfg)
     h = hashlib.sha256()
@@ -417,6 +433,8 @@ def input_hash(cfg: EnvConfig, entries: Sequence[Entry], req: Path | None, epoch
         h.update(f"{entry.arcname}\0{'755' if entry.executable else '644'}\0{digest}\n".encode())
     if req is not None:
         h.update(b"requirements\0" + hashlib.sha256(req.read_bytes()).hexdigest().encode() + b"\n")
+    for layer_hash in layer_hashes:  # what the layers provide is left out of the zip
+        h.update(b"layer\0" + layer_hash.encode() + b"\n")
     return h.hexdigest()
 
 
@@ -464,6 +482,13 @@ def check_functions(cfg: EnvConfig, functions: Sequence[str] | None) -> list[str
 
 def package(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Path | None = None) -> list[Artifact]:
     """Build (or take from the cache) one zip per function; returns them in config order."""
+    return build(cfg, functions, output_dir).functions
+
+
+def build(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Path | None = None) -> Build:
+    """Build the layers the functions use (first: function zips leave out what they provide), then the functions."""
+    from deployctl.artifacts import layers as layer_build
+
     names = check_functions(cfg, functions)
     src = source_dir(cfg)
     if not src.is_dir():
@@ -472,16 +497,35 @@ def package(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: 
     cache = cache_dir(cfg)
     epoch = source_date_epoch()
     scan = Scan(cache)
+    built_layers = {name: layer_build.build_layer(cfg, name, out, cache, epoch)
+                    for name in layer_build.used_by(cfg, names)}
     try:
-        return [_build_one(cfg, name, src, out, cache, epoch, scan) for name in names]
+        arts = [_build_one(cfg, name, src, out, cache, epoch, scan,
+                           [built_layers[n] for n in cfg.functions[name].get("layers", [])]) for name in names]
     finally:
         scan.save()
+    return Build(functions=arts, layers=list(built_layers.values()))
 
 
-def _build_one(cfg: EnvConfig, function: str, src: Path, out: Path, cache: Path, epoch: int, scan: Scan) -> Artifact:
-    entries = select_sources(src, cfg.functions[function]["handler"], function, scan)
+def _without_layers(entries: list[Entry], layers: Sequence[Artifact]) -> list[Entry]:
+    """Leave out what the function's layers provide (a vendored copy of a layer's package)."""
+    provided = {name for layer in layers for name in layer.provides}
+    if not provided:
+        return entries
+    kept = []
+    for e in entries:
+        top = e.arcname.split("/", 1)[0]
+        if top in provided or (top.endswith(".py") and top[:-3] in provided) or f"{top}.py" in provided:
+            continue
+        kept.append(e)
+    return kept
+
+
+def _build_one(cfg: EnvConfig, function: str, src: Path, out: Path, cache: Path, epoch: int, scan: Scan,
+               layers: Sequence[Artifact] = ()) -> Artifact:
+    entries = _without_layers(select_sources(src, cfg.functions[function]["handler"], function, scan), layers)
     req = requirements_file(cfg, function)
-    key = input_hash(cfg, entries, req, epoch, scan)
+    key = input_hash(cfg, entries, req, epoch, scan, [layer.input_hash for layer in layers])
     cached_zip = cache / "package" / f"{key}.zip"
     meta_path = cached_zip.with_suffix(".json")
     cached = False
@@ -491,7 +535,7 @@ def _build_one(cfg: EnvConfig, function: str, src: Path, out: Path, cache: Path,
     else:
         if req is not None:
             tree = install_requirements(cfg, req, cache)
-            entries = [*entries, *_tree_entries(tree)]
+            entries = _without_layers([*entries, *_tree_entries(tree)], layers)
         write_zip(entries, cached_zip, epoch)
         sha_hex, sha_b64, size = digest_file(cached_zip)
         meta = {"sha256": sha_hex, "code_sha256": sha_b64, "size": size, "files": len(entries)}
@@ -499,7 +543,8 @@ def _build_one(cfg: EnvConfig, function: str, src: Path, out: Path, cache: Path,
     dest = out / f"{function}.zip"
     _place(cached_zip, dest)
     return Artifact(function=function, path=dest, sha256=meta["sha256"], code_sha256=meta["code_sha256"],
-                    size=meta["size"], files=meta["files"], input_hash=key, cached=cached)
+                    size=meta["size"], files=meta["files"], input_hash=key, cached=cached,
+                    layers=[layer.function for layer in layers])
 
 
 def _read_meta(path: Path) -> dict | None:

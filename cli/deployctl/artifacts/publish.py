@@ -2,10 +2,10 @@
 
 Order of a run (nothing is recorded until everything before it succeeded):
 
-1. package the functions (cache hits are free);
+1. package the functions and the layers they list (cache hits are free);
 2. check the artifact bucket (exists, versioned) and resolve the env's KMS key;
-3. upload concurrently to ``lambda/<fn>/<sha256>.zip`` with SSE-KMS, skipping
-   a key that already holds an object with the same SHA-256;
+3. upload concurrently to ``lambda/<fn>/<sha256>.zip`` and ``layers/<layer>/<sha256>.zip``
+   with SSE-KMS, skipping a key that already holds an object with the same SHA-256;
 4. with ``--deploy``: per function ``UpdateFunctionCode`` to that exact object
    version, wait for ``Successful``, ``PublishVersion`` guarded by CodeSha256 and
    RevisionId; only when every function has its version, move the ``staging``
@@ -170,9 +170,9 @@ def _existing(s3: Any, bucket: str, key: str) -> dict | None:
 
 
 def upload_one(s3: Any, bucket: str, kms_arn: str, art: Artifact) -> Upload:
-    key = naming.artifact_key(art.function, art.sha256)
+    key = (naming.layer_key if art.kind == "layer" else naming.artifact_key)(art.function, art.sha256)
     up = Upload(function=art.function, artifact=art, bucket=bucket, key=key)
-    with aws.errors(f"upload {art.function}", f"s3://{bucket}/{key}"):
+    with aws.errors(f"upload {'layer ' if art.kind == 'layer' else ''}{art.function}", f"s3://{bucket}/{key}"):
         head = _existing(s3, bucket, key)
         if head is not None and _same_object(head, art):
             up.version_id = head.get("VersionId") or ""
@@ -210,7 +210,7 @@ def _same_object(head: dict, art: Artifact) -> bool:
 def upload_all(s3: Any, bucket: str, kms_arn: str, artifacts: Sequence[Artifact], ui: UI) -> list[Upload]:
     """Upload concurrently; on the first failure cancel what has not started and raise it."""
     progress = Progress(ui, total=len(artifacts), total_bytes=sum(a.size for a in artifacts))
-    results: dict[str, Upload] = {}
+    results: dict[tuple[str, str], Upload] = {}
 
     def job(art: Artifact) -> Upload:
         up = upload_one(s3, bucket, kms_arn, art)
@@ -231,8 +231,8 @@ def upload_all(s3: Any, bucket: str, kms_arn: str, artifacts: Sequence[Artifact]
         first = errors[0]
         raise first if isinstance(first, DeployctlError) else OperationFailed(f"upload failed: {first}") from first
     for f, art in futures.items():
-        results[art.function] = f.result()
-    return [results[a.function] for a in artifacts]
+        results[(art.kind, art.function)] = f.result()
+    return [results[(a.kind, a.function)] for a in artifacts]
 
 
 # -- Lambda ---------------------------------------------------------------------------------------
@@ -408,18 +408,22 @@ def publish(cfg: EnvConfig, functions: Sequence[str] | None = None, *, deploy: b
 def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
     current = manifest.load_manifest(cfg)  # fail early on a broken manifest
     ui.step(f"packaging {len(names)} function(s)")
-    artifacts = packaging.package(cfg, names)
+    build = packaging.build(cfg, names)
+    artifacts = [*build.layers, *build.functions]
     bucket = cfg.artifact_bucket()
     aws.check_account(cfg)
     s3 = aws.s3_client(cfg)
     check_bucket(s3, bucket)
     kms_arn = kms_key_arn(cfg)
     ui.step(f"uploading to s3://{bucket}")
-    uploads = upload_all(s3, bucket, kms_arn, artifacts, ui)
+    every_upload = upload_all(s3, bucket, kms_arn, artifacts, ui)
+    uploads = [u for u in every_upload if u.artifact.kind == "function"]
+    layer_uploads = [u for u in every_upload if u.artifact.kind == "layer"]
 
-    new = {"schema": manifest.SCHEMA_VERSION, "env": cfg.name, "functions": dict(current["functions"])}
+    new = {"schema": manifest.SCHEMA_VERSION, "env": cfg.name, "functions": dict(current["functions"]),
+           "layers": dict(current.get("layers") or {})}
     stamp = now_iso()
-    for up in uploads:
+    for up in every_upload:
         entry = {
             "bucket": up.bucket,
             "key": up.key,
@@ -429,10 +433,11 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
             "size": up.artifact.size,
             "published_at": stamp,
         }
-        old = current["functions"].get(up.function)
+        section = "layers" if up.artifact.kind == "layer" else "functions"
+        old = (current.get(section) or {}).get(up.function)
         if old and all(old.get(k) == entry[k] for k in ("bucket", "key", "version_id", "sha256")):
             entry["published_at"] = old.get("published_at", stamp)
-        new["functions"][up.function] = entry
+        new[section][up.function] = entry
 
     deploys: list[Deploy] = []
     path = manifest.manifest_path(cfg)
@@ -459,7 +464,7 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
         "env": cfg.name,
         "bucket": bucket,
         "manifest": str(path),
-        "bytes_uploaded": sum(u.bytes_uploaded for u in uploads),
+        "bytes_uploaded": sum(u.bytes_uploaded for u in every_upload),
         "functions": {
             up.function: {
                 "key": up.key,
@@ -472,6 +477,18 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
                 "built": not up.artifact.cached,
             }
             for up in uploads
+        },
+        "layers": {
+            up.function: {
+                "key": up.key,
+                "version_id": up.version_id,
+                "sha256": up.artifact.sha256,
+                "size": up.artifact.size,
+                "uploaded": up.uploaded,
+                "bytes_uploaded": up.bytes_uploaded,
+                "built": not up.artifact.cached,
+            }
+            for up in layer_uploads
         },
         "deployed": {
             d.function: {"function_name": d.physical, "version": d.version, "staging_before": d.staging_before,

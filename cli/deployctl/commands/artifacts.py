@@ -9,26 +9,28 @@ import click
 from deployctl.commands._common import common_options, env_option, load_env, settings, ui, yes_option
 
 
-@click.command(short_help="Build reproducible Lambda zips from lambda_src/.")
+@click.command(short_help="Build reproducible Lambda zips (functions and their layers) from lambda_src/.")
 @click.option("--function", "functions", multiple=True, metavar="NAME", help="Only this function (repeatable).")
 @click.option("--output-dir", type=click.Path(), default=None, help="Where to write the zips.")
 @env_option
 @common_options
 def package(functions, output_dir):
-    """Build one reproducible zip per function from lambda_src/."""
+    """Build one reproducible zip per function from lambda_src/, and one per layer they list."""
     from deployctl.artifacts import packaging
     from deployctl.config import load_defaults
     from deployctl.ui import table
 
     cfg = load_env(required=False) or load_defaults(settings().project_root())
     out = ui()
-    artifacts = packaging.package(cfg, functions, Path(output_dir) if output_dir else None)
-    data = {"functions": {a.function: a.to_dict() for a in artifacts}}
+    build = packaging.build(cfg, functions, Path(output_dir) if output_dir else None)
+    data = {"functions": {a.function: a.to_dict() for a in build.functions},
+            "layers": {a.function: a.to_dict() for a in build.layers}}
 
     def human() -> str:
-        rows = [[a.function, str(a.path), a.sha256[:16], str(a.size), str(a.files), "cached" if a.cached else "built"]
-                for a in artifacts]
-        return table(rows, ["function", "zip", "sha256", "bytes", "files", "build"])
+        rows = [[("layer " if a.kind == "layer" else "") + a.function, str(a.path), a.sha256[:16], str(a.size),
+                 str(a.files), "cached" if a.cached else "built"]
+                for a in [*build.layers, *build.functions]]
+        return table(rows, ["artifact", "zip", "sha256", "bytes", "files", "build"])
 
     out.result(data, human)
 
@@ -58,7 +60,10 @@ def publish_lambda(functions, deploy):
                 staging = f"v{dep['version']} (unchanged)" if dep["skipped"] else f"{before} -> v{dep['version']}"
             rows.append([fn, item["sha256"][:16], "uploaded" if item["uploaded"] else "exists", str(item["version_id"]),
                          staging])
-        text = table(rows, ["function", "sha256", "s3", "version_id", "staging"])
+        for name, item in data.get("layers", {}).items():
+            rows.append([f"layer {name}", item["sha256"][:16], "uploaded" if item["uploaded"] else "exists",
+                         str(item["version_id"]), "-"])
+        text = table(rows, ["artifact", "sha256", "s3", "version_id", "staging"])
         return f"{text}\n{data['bytes_uploaded']} bytes uploaded; manifest: {data['manifest']}"
 
     out.result(data, human)

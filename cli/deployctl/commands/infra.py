@@ -37,6 +37,8 @@ def render(foundation):
                  "and set it out of band")
     for name in result.missing_artifacts:
         out.warn(f"function {name} has no published artifact yet (s3_key = \"\")")
+    for name in result.missing_layers:
+        out.warn(f"layer {name} has no published artifact yet: it is not created until publish-lambda")
 
     def human() -> str:
         return f"wrote {result.tfvars_path}\nwrote {result.backend_path}"

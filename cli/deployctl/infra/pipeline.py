@@ -161,6 +161,7 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
         "account_guard": account,
         "summary": {"counts": summary["counts"], "dangerous": summary["dangerous"]},
         "missing_artifacts": rendered.missing_artifacts,
+        "missing_layers": rendered.missing_layers,
     })
     outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
                           account, findings=source.findings + plan_gate.findings, destroy=destroy)

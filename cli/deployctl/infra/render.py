@@ -25,11 +25,14 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 # The env config sections passed to Terraform, with the same key names (the
 # CLI-only sections `tools` and `state` are not rendered).
-SECTIONS = ("app", "aws", "artifacts", "protection", "logs", "lambda", "functions", "tables", "parameters", "api", "alarms")
+SECTIONS = ("app", "aws", "artifacts", "protection", "logs", "lambda", "layers", "functions", "tables", "parameters",
+            "api", "alarms")
 # Sections the schema does not require; an absent one renders as {} (the
 # roots' optional() defaults apply).
-OPTIONAL_SECTIONS = ("artifacts", "protection", "logs", "lambda", "parameters", "api", "alarms")
+OPTIONAL_SECTIONS = ("artifacts", "protection", "logs", "lambda", "layers", "parameters", "api", "alarms")
 ARTIFACT_FIELDS = ("s3_bucket", "s3_key", "s3_object_version")
+# a layer version is replaced only when its content changes: source_code_hash is the zip's base64 SHA-256
+LAYER_ARTIFACT_FIELDS = (*ARTIFACT_FIELDS, "source_code_hash")
 
 
 @dataclass
@@ -40,6 +43,11 @@ class Rendered:
     missing_artifacts: list[str]
     omitted_secrets: list[str]
 
+    @property
+    def missing_layers(self) -> list[str]:
+        """Layers without a published artifact (the foundation plan only): not created yet."""
+        return sorted(n for n, layer in self.tfvars.get("layers", {}).items() if not layer.get("s3_key"))
+
     def as_dict(self) -> dict:
         return {
             "tfvars": str(self.tfvars_path),
@@ -48,7 +56,12 @@ class Rendered:
             "functions": {
                 name: {k: fn.get(k, "") for k in ARTIFACT_FIELDS} for name, fn in sorted(self.tfvars["functions"].items())
             },
+            "layers": {
+                name: {k: layer.get(k, "") for k in LAYER_ARTIFACT_FIELDS}
+                for name, layer in sorted(self.tfvars.get("layers", {}).items())
+            },
             "missing_artifacts": self.missing_artifacts,
+            "missing_layers": self.missing_layers,
             "omitted_secure_values": self.omitted_secrets,
         }
 
@@ -168,6 +181,31 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
                 where=str(cfg.env_dir / "artifacts.json"),
                 hint=f"re-run deployctl publish-lambda --env {cfg.name}",
             ) from None
+    layer_entries = manifest.get("layers") or {}
+    missing_layers: list[str] = []
+    for name, layer in ctx["layers"].items():
+        layer.pop("requirements", None)  # a build input, not a Terraform one
+        art = layer_entries.get(name)
+        if not art:
+            missing_layers.append(name)
+            layer.update({k: "" for k in LAYER_ARTIFACT_FIELDS})
+            continue
+        try:
+            layer.update({"s3_bucket": str(art["bucket"]), "s3_key": str(art["key"]),
+                          "s3_object_version": str(art.get("version_id") or ""),
+                          "source_code_hash": str(art["code_sha256"])})
+        except KeyError as exc:
+            raise ConfigError(
+                f"artifact manifest entry of layer '{name}' has no {exc.args[0]!r}",
+                where=str(cfg.env_dir / "artifacts.json"),
+                hint=f"re-run deployctl publish-lambda --env {cfg.name}",
+            ) from None
+    if missing_layers and not allow_missing_artifacts:
+        raise ConfigError(
+            f"no published artifact for layer(s) {', '.join(sorted(missing_layers))}",
+            where=str(cfg.env_dir / "artifacts.json"),
+            hint=f"run deployctl publish-lambda --env {cfg.name} (a first deploy starts with plan --foundation)",
+        )
     if missing and not allow_missing_artifacts:
         raise ConfigError(
             f"no published artifact for function(s) {', '.join(sorted(missing))}",

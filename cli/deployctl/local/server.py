@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, unquote
 from deployctl import naming
 from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError, OperationFailed
+from deployctl.local.layers import put_on_path
 
 HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -296,6 +297,7 @@ class LocalApp:
             raise ConfigError("the Lambda source folder is missing", where=str(self.lambda_dir))
         if str(self.lambda_dir) not in sys.path:
             sys.path.insert(0, str(self.lambda_dir))
+        put_on_path(self.cfg, self.lambda_dir)  # the functions' layers, right after their code (as /opt/python)
         for fn in sorted(self._envs):
             self._handlers[fn] = self._import(fn)
         log = sys.modules.get("shared.log")

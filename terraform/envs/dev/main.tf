@@ -89,6 +89,23 @@ module "app_config" {
 
 # ---- compute and edge -------------------------------------------------------------
 
+# One layer version per [layers.NAME] that has a published artifact (the
+# foundation plan runs before publish-lambda: such a layer is not created yet).
+module "layers" {
+  source   = "../../modules/lambda_layer"
+  for_each = { for name, layer in var.layers : name => layer if layer.s3_key != "" }
+
+  compatible_architectures = [var.lambda.architecture]
+  compatible_runtimes      = [var.lambda.runtime]
+  description              = each.value.description
+  layer_name               = "${local.prefix}-${each.key}"
+  s3_bucket                = each.value.s3_bucket
+  s3_key                   = each.value.s3_key
+  s3_object_version        = each.value.s3_object_version
+  skip_destroy             = var.protection.deletion_protection
+  source_code_hash         = each.value.source_code_hash
+}
+
 module "functions" {
   source   = "../../modules/lambda_function"
   for_each = var.functions
@@ -99,6 +116,7 @@ module "functions" {
   function_name                  = "${local.prefix}-${each.key}"
   handler                        = each.value.handler
   kms_key_arn                    = module.kms.key_arn
+  layers                         = [for layer in each.value.layers : module.layers[layer].arn if contains(keys(module.layers), layer)]
   log_retention_days             = var.logs.retention_days
   memory_size                    = coalesce(each.value.memory_mb, var.lambda.memory_mb)
   policy_statements              = local.function_statements[each.key]
@@ -135,6 +153,7 @@ module "monitoring" {
   alarm_email        = var.alarms.email
   api_name           = module.api.name
   api_stage          = module.api.stage_name
+  business_metrics   = local.business_metrics
   dashboard_name     = local.prefix
   evaluation_periods = var.alarms.evaluation_periods
   functions          = { for name, fn in module.functions : name => { function_name = fn.function_name, dlq_name = fn.dlq_name } }

@@ -8,6 +8,17 @@ locals {
   kms_alias_name   = local.prefix # alias/<app>-<env>: deployctl publish-lambda looks the key up by it
   artifact_bucket  = var.artifacts.bucket != "" ? var.artifacts.bucket : "${local.prefix}-artifacts-${var.aws.account_id}"
 
+  # Business metrics (Embedded Metric Format, aws-lambda-powertools Metrics): the
+  # handlers emit them under this namespace with dimension service = app name
+  # (from POWERTOOLS_METRICS_NAMESPACE / POWERTOOLS_SERVICE_NAME below), the
+  # dashboard plots them. Names must equal the handlers' shared.metrics calls
+  # (deployctl.naming.BUSINESS_METRICS; a test keeps them in step).
+  business_metrics = {
+    namespace  = local.prefix
+    dimensions = { service = var.app.name }
+    metrics    = ["ItemsCreated", "UsersCreated", "UsersDeleted"]
+  }
+
   # Must equal deployctl.naming.function_environment (a test keeps them in step).
   function_environment = {
     for name, fn in var.functions : name => merge(
@@ -16,6 +27,9 @@ locals {
         ENVIRONMENT          = var.environment
         LOG_LEVEL            = var.lambda.log_level
         CORS_ALLOWED_ORIGINS = join(",", var.api.cors_allowed_origins)
+        # aws-lambda-powertools (the shared layer): Logger's service, Metrics' namespace and dimension
+        POWERTOOLS_SERVICE_NAME      = local.business_metrics.dimensions.service
+        POWERTOOLS_METRICS_NAMESPACE = local.business_metrics.namespace
       },
       fn.reads_parameters ? { PARAMETER_PREFIX = local.parameter_prefix } : {},
       { for table in setunion(fn.tables_read, fn.tables_write) : "TABLE_${upper(replace(table, "-", "_"))}" => "${local.prefix}-${table}" },

@@ -133,6 +133,7 @@ variable "functions" {
     tables_write         = optional(list(string), [])
     reads_parameters     = optional(bool, false)
     environment          = optional(map(string), {})
+    layers               = optional(list(string), [])
     s3_bucket            = optional(string, "")
     s3_key               = optional(string, "")
     s3_object_version    = optional(string, "")
@@ -157,6 +158,11 @@ variable "functions" {
     condition     = alltrue([for fn in values(var.functions) : alltrue([for t in concat(fn.tables_read, fn.tables_write) : contains(keys(var.tables), t)])])
     error_message = "functions[*].tables_read/tables_write must name tables from var.tables."
   }
+
+  validation {
+    condition     = alltrue([for fn in values(var.functions) : length(fn.layers) <= 5 && length(distinct(fn.layers)) == length(fn.layers) && alltrue([for l in fn.layers : contains(keys(var.layers), l)])])
+    error_message = "functions[*].layers must name at most 5 distinct layers from var.layers."
+  }
 }
 
 variable "lambda" {
@@ -177,6 +183,23 @@ variable "lambda" {
       contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.lambda.log_level)
     )
     error_message = "lambda: runtime python3.12 or newer, architecture x86_64 or arm64, log_level DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "layers" {
+  description = "Lambda layers keyed by layer key, with s3_bucket/s3_key/s3_object_version/source_code_hash from the artifact manifest (\"\" only for the foundation plan: such a layer is not created)."
+  type = map(object({
+    description       = optional(string, "")
+    s3_bucket         = optional(string, "")
+    s3_key            = optional(string, "")
+    s3_object_version = optional(string, "")
+    source_code_hash  = optional(string, "")
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name, l in var.layers : can(regex("^[a-z][a-z0-9-]{0,30}$", name)) && (l.s3_key == "" || can(regex("^layers/[a-z0-9-]+/[0-9a-f]{64}\\.zip$", l.s3_key)))])
+    error_message = "layers: keys are lowercase names; s3_key is \"\" (no artifact yet) or layers/<layer>/<sha256 hex>.zip from the manifest."
   }
 }
 

@@ -111,7 +111,28 @@ locals {
     }
   ]
 
+  # Business metrics the handlers emit (EMF, aws-lambda-powertools Metrics): one
+  # line per metric, summed, under exactly the namespace and dimensions they use.
+  business_dimensions = flatten([for k in sort(keys(var.business_metrics.dimensions)) : [k, var.business_metrics.dimensions[k]]])
+  business_widgets = var.business_metrics.namespace == "" || length(var.business_metrics.metrics) == 0 ? [] : [
+    {
+      type   = "metric"
+      width  = 24
+      height = 6
+      properties = {
+        title   = "Business metrics (${var.business_metrics.namespace})"
+        view    = "timeSeries"
+        stacked = false
+        region  = local.region
+        period  = var.period_s
+        metrics = [
+          for m in var.business_metrics.metrics : concat([var.business_metrics.namespace, m], local.business_dimensions, [{ stat = "Sum", label = m }])
+        ]
+      }
+    },
+  ]
+
   dashboard = {
-    widgets = concat(local.summary_widgets, local.api_widgets, local.lambda_widgets, local.dynamodb_widgets)
+    widgets = concat(local.summary_widgets, local.business_widgets, local.api_widgets, local.lambda_widgets, local.dynamodb_widgets)
   }
 }

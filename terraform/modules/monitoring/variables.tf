@@ -19,6 +19,25 @@ variable "api_stage" {
   type        = string
 }
 
+variable "business_metrics" {
+  description = "Business metrics the functions emit in Embedded Metric Format: namespace, dimensions (name => value) and metric names; an empty namespace or list = no widget."
+  type = object({
+    namespace  = optional(string, "")
+    dimensions = optional(map(string), {})
+    metrics    = optional(list(string), [])
+  })
+  default = {}
+
+  validation {
+    condition = (
+      (var.business_metrics.namespace == "" || can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.business_metrics.namespace))) &&
+      length(var.business_metrics.dimensions) <= 30 &&
+      alltrue([for m in var.business_metrics.metrics : can(regex("^[A-Za-z0-9._-]{1,255}$", m))])
+    )
+    error_message = "business_metrics: namespace 1-255 of A-Za-z0-9._/#:- (or \"\"), at most 30 dimensions, metric names of A-Za-z0-9._-."
+  }
+}
+
 variable "dashboard_name" {
   description = "Name of the CloudWatch dashboard."
   type        = string

@@ -1,0 +1,96 @@
+"""Lambda layers from ``[layers.<name>]``: reproducible zips of pinned requirements.
+
+A layer's zip holds its requirements installed by pip (through
+:mod:`deployctl.runner`) for the Lambda platform of the env
+(``[lambda].runtime`` and ``[lambda].architecture``: manylinux wheels,
+``--implementation cp``, ``--only-binary=:all:``, ``--no-compile``) under the
+``python/`` prefix, which Lambda unpacks to ``/opt/python`` (on the import path).
+
+Reproducible like the function zips (the same writer: sorted entries, fixed
+timestamps, normalised modes, fixed deflate level); install metadata that
+embeds paths or machine state is dropped or normalised (``bin/``,
+``direct_url.json``, ``*.pyc``/``__pycache__``, ``RECORD`` rewritten with
+relative, sorted rows). ``INSTALLER`` (``pip``) and ``REQUESTED`` are constant.
+
+Build cache: ``.deployctl/cache/layers/<input-hash>.zip`` (+ ``.json`` metadata,
+including the top-level names the layer provides). The input hash covers the
+requirements file's bytes, the platform tags, the Python version, the zip
+settings and :data:`RECIPE_VERSION` (bump it when this build changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from deployctl.artifacts import packaging
+from deployctl.artifacts.packaging import Artifact, Entry
+from deployctl.config import EnvConfig
+from deployctl.errors import ConfigError
+from deployctl.fsutil import atomic_write
+
+RECIPE_VERSION = "1"
+PREFIX = "python"  # Lambda puts /opt/python on sys.path for Python runtimes
+CACHE_SUBDIR = "layers"
+
+
+def requirements_path(cfg: EnvConfig, name: str) -> Path:
+    """The layer's requirements file (``[layers.<name>].requirements`` under lambda_src/)."""
+    rel = cfg.layers[name]["requirements"]
+    path = packaging.source_dir(cfg) / rel
+    if not path.is_file():
+        dotted = f"layers.{name}.requirements"
+        raise ConfigError(f"key '{dotted}': file {packaging.SOURCE_DIR}/{rel} does not exist",
+                          where=cfg.where(dotted), hint="create it (pinned versions) or fix the path")
+    return path
+
+
+def used_by(cfg: EnvConfig, functions: Sequence[str]) -> list[str]:
+    """The layers the given functions list, in [layers] order."""
+    wanted = {n for fn in functions for n in cfg.functions[fn].get("layers", [])}
+    return [n for n in cfg.layers if n in wanted]
+
+
+def input_hash(cfg: EnvConfig, req: Path, epoch: int) -> str:
+    platforms, pyver = packaging._platform(cfg)
+    h = hashlib.sha256()
+    settings = {"recipe": RECIPE_VERSION, "format": packaging.FORMAT_VERSION, "level": packaging.COMPRESS_LEVEL,
+                "epoch": epoch, "platforms": platforms, "python": pyver, "prefix": PREFIX,
+                "zlib": packaging._zlib_version()}
+    h.update(json.dumps(settings, sort_keys=True).encode() + b"\n")
+    h.update(hashlib.sha256(req.read_bytes()).hexdigest().encode() + b"\n")
+    return h.hexdigest()
+
+
+def provided(entries: Sequence[Entry]) -> list[str]:
+    """Top-level names (packages, modules, dist-info dirs) a layer puts on the import path."""
+    return sorted({e.arcname.split("/", 2)[1] for e in entries if e.arcname.count("/") >= 1})
+
+
+def build_layer(cfg: EnvConfig, name: str, out: Path, cache: Path, epoch: int) -> Artifact:
+    """Build (or take from the cache) the zip of layer ``name``; ``out/layers/<name>.zip``."""
+    req = requirements_path(cfg, name)
+    key = input_hash(cfg, req, epoch)
+    cached_zip = cache / CACHE_SUBDIR / f"{key}.zip"
+    meta_path = cached_zip.with_suffix(".json")
+    meta = packaging._read_meta(meta_path)
+    cached = bool(meta and "provides" in meta and cached_zip.is_file() and cached_zip.stat().st_size == meta["size"])
+    if not cached:
+        tree = packaging.install_requirements(cfg, req, cache)
+        entries = [Entry(f"{PREFIX}/{e.arcname}", e.source, e.executable) for e in packaging._tree_entries(tree)]
+        if not entries:
+            raise ConfigError(f"layer '{name}' installs nothing", where=str(req.relative_to(cfg.root)),
+                              hint="list at least one pinned requirement")
+        packaging.write_zip(entries, cached_zip, epoch)
+        sha_hex, sha_b64, size = packaging.digest_file(cached_zip)
+        meta = {"sha256": sha_hex, "code_sha256": sha_b64, "size": size, "files": len(entries),
+                "provides": provided(entries)}
+        atomic_write(meta_path, json.dumps(meta, sort_keys=True))
+    assert meta is not None
+    dest = out / CACHE_SUBDIR / f"{name}.zip"
+    packaging._place(cached_zip, dest)
+    return Artifact(function=name, path=dest, sha256=meta["sha256"], code_sha256=meta["code_sha256"],
+                    size=meta["size"], files=meta["files"], input_hash=key, cached=cached, kind="layer",
+                    provides=list(meta["provides"]))
