@@ -134,6 +134,20 @@ def test_aws_holds_what_the_modules_declare(deployctl):
     users = lam.get_function(FunctionName=out["function_names"]["users"])
     assert users["Concurrency"]["ReservedConcurrentExecutions"] == 5
 
+    # the shared layer: one version from the published zip, attached to every function that lists it
+    manifest = json.loads((deployctl.root / "terraform/envs/dev/artifacts.json").read_text(encoding="utf-8"))
+    layers = cfg.data.get("layers", {})
+    assert layers and set(manifest.get("layers", {})) == set(layers)
+    layer_arns = {}
+    for name in layers:
+        versions = lam.list_layer_versions(LayerName=f"{cfg.app}-{cfg.name}-{name}")["LayerVersions"]
+        assert len(versions) == 1, name
+        layer_arns[name] = versions[0]["LayerVersionArn"]
+    for name, spec in cfg.functions.items():
+        attached = {layer["Arn"] for layer in
+                    lam.get_function(FunctionName=out["function_names"][name])["Configuration"].get("Layers", [])}
+        assert attached == {layer_arns[n] for n in spec.get("layers", [])}, name
+
     apigw = deployctl.client("apigateway")
     openapi = json.loads((deployctl.root / "api/openapi.json").read_text(encoding="utf-8"))
     resources = {r["path"]: r for r in apigw.get_resources(restApiId=out["api_id"], embed=["methods"], limit=500)["items"]}
