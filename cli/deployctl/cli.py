@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from deployctl import __version__
-from deployctl.commands import artifacts, doctor, infra, local
+from deployctl.commands import artifacts, doctor, infra, local, secret
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import EXIT_INTERRUPTED, DeployctlError, Interrupted, UsageError
@@ -119,6 +119,7 @@ for command in (
     infra.apply,
     infra.outputs,
     infra.bootstrap,
+    secret.secret,
     doctor.doctor,
 ):
     cli.add_command(command)

@@ -30,6 +30,8 @@ SECTIONS = ("app", "aws", "artifacts", "protection", "logs", "lambda", "function
 # roots' optional() defaults apply).
 OPTIONAL_SECTIONS = ("artifacts", "protection", "logs", "lambda", "parameters", "api", "alarms")
 ARTIFACT_FIELDS = ("s3_bucket", "s3_key", "s3_object_version")
+# Parameter keys only deployctl reads (how a secret is generated, what rotating it breaks).
+SECRET_ONLY_KEYS = ("generate", "invalidates")
 
 
 @dataclass
@@ -181,6 +183,8 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
             if "value" in param:
                 omitted.append(pname)
             param.pop("value", None)
+        for key in SECRET_ONLY_KEYS:  # deployctl's own settings (deployctl.infra.secrets), not Terraform's
+            param.pop(key, None)
     ctx["lambda_"] = ctx.pop("lambda")
     return ctx, sorted(missing), omitted
 
