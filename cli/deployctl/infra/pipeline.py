@@ -156,6 +156,9 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     })
     outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
                           account, findings=source.findings + plan_gate.findings)
+    if not plan_gate.passed and plan_gate.unknown_key:
+        message, hint = gate_mod.unknown_key_error(plan_gate, cfg.name, foundation=foundation)
+        raise PolicyFailed(message, where=str(bundle.path(plan_mod.POLICY_JUNIT)), hint=hint)
     if not plan_gate.passed:
         raise PolicyFailed(
             f"the policy gate failed on the plan: {len(plan_gate.blocking)} blocking finding(s) "
