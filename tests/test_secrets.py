@@ -220,6 +220,8 @@ def test_values_appear_in_no_output_and_no_file(dev, project):
     # a failing run with --debug (traceback) still shows no value
     run = cli(project, "--debug", "secret", "rotate", "--env", "dev", "nope", "--json")
     assert run.returncode == 2 and "Traceback" in run.stderr
+    failed = json.loads(run.stdout)
+    assert failed["command"] == "secret rotate" and failed["ok"] is False and failed["error"]["error"] == "usage"
     outputs.append(run.stdout + run.stderr)
 
     rendered = render.render(dev, allow_missing_artifacts=True)

@@ -45,7 +45,8 @@ class DeployctlGroup(click.Group):
         except click.UsageError as exc:
             _usage_error(ctx, exc)
         except DeployctlError as exc:
-            report(exc, ctx.ensure_object(Settings), ctx.invoked_subcommand)
+            # a command of a group (e.g. "secret rotate") names itself in ctx.meta (shared by every context)
+            report(exc, ctx.ensure_object(Settings), ctx.meta.get("deployctl.command") or ctx.invoked_subcommand)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             report(Interrupted("interrupted"), ctx.ensure_object(Settings), ctx.invoked_subcommand)

@@ -9,6 +9,8 @@ from deployctl.ui import UI
 
 
 def _ui(command: str) -> UI:
+    """The UI of ``secret COMMAND``; also names the command for an error's JSON envelope."""
+    click.get_current_context().meta["deployctl.command"] = f"secret {command}"
     s = settings()
     return UI(json_mode=s.json, assume_yes=s.assume_yes, command=f"secret {command}", env=s.env)
 
@@ -35,8 +37,8 @@ def ensure():
     """
     from deployctl.infra import secrets as core
 
-    cfg = load_env()
     out = _ui("ensure")
+    cfg = load_env()
     out.step(f"secure parameters under {cfg.name}'s prefix (KMS key alias/{cfg.prefix})")
     result = core.ensure_secrets(cfg, out)
 
@@ -64,8 +66,8 @@ def rotate(name):
     """
     from deployctl.infra import secrets as core
 
-    cfg = load_env()
     out = _ui("rotate")
+    cfg = load_env()
     result = core.rotate_secret(cfg, name, out)
 
     def human() -> str:
