@@ -78,7 +78,7 @@ def test_human_output_lists_the_first_deploy_order(project, aws_env):
     run = run_cli(project, "bootstrap", "--env", "dev", tools=False)
     assert run.code == 0, run.err
     assert "First deploy, in this order:" in run.out
-    assert "1. deployctl bootstrap --env dev" in run.out and "6. deployctl apply --env dev" in run.out
+    assert "1. deployctl bootstrap --env dev" in run.out and "7. deployctl apply --env dev" in run.out
     assert "{env}" not in run.out and "deployctl outputs --env dev" in run.out
 
 

@@ -22,7 +22,8 @@ def load(name: str) -> dict:
 
 def test_summary_counts_every_kind_of_change():
     s = plan.summarize(load("prod_replace_delete.json"))
-    assert s["counts"] == {"create": 1, "update": 2, "replace": 2, "delete": 1, "read": 0, "no-op": 1}
+    assert s["counts"] == {"create": 1, "update": 2, "replace": 2, "delete": 1, "forget": 0, "read": 0,
+                           "no-op": 1}
     by_address = {c["address"]: c for c in s["changes"]}
     table = by_address['module.tables["items"].aws_dynamodb_table.this']
     assert table["action"] == "replace" and table["stateful"] and table["dangerous"]
@@ -71,7 +72,8 @@ def test_summary_text_highlights_stateful_destroys_in_red(monkeypatch):
 @pytest.mark.parametrize(
     "actions,expected",
     [(["create"], "create"), (["update"], "update"), (["delete"], "delete"), (["delete", "create"], "replace"),
-     (["create", "delete"], "replace"), (["read"], "read"), (["no-op"], "no-op"), ([], "no-op")],
+     (["create", "delete"], "replace"), (["read"], "read"), (["forget"], "forget"), (["no-op"], "no-op"),
+     ([], "no-op")],
 )
 def test_classify(actions, expected):
     assert plan.classify(actions) == expected

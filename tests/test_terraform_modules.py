@@ -254,7 +254,7 @@ def test_every_log_group_is_kms_encrypted_and_expires():
         assert "retention_in_days" in body, f"{module}: log group {name} never expires"
 
 
-def test_queues_topics_functions_tables_and_secure_parameters_use_the_cmk():
+def test_queues_topics_functions_and_tables_use_the_cmk_and_terraform_never_holds_a_secret():
     for _, _, body in resources_of("aws_sqs_queue"):
         assert clean(body["kms_master_key_id"]) == "${var.kms_key_arn}"
     for _, _, body in resources_of("aws_sns_topic"):
@@ -270,11 +270,16 @@ def test_queues_topics_functions_tables_and_secure_parameters_use_the_cmk():
             "enabled": "${var.point_in_time_recovery}"
         }
     assert load(TF / "modules" / "dynamodb_table").variables["point_in_time_recovery"]["default"] is True
+    # SecureStrings are created by deployctl (deployctl.infra.secrets) under the CMK: a managed
+    # parameter (even with ignore_changes) or a data source reads the decrypted value into state/plans.
     params = dict((name, body) for _, name, body in resources_of("aws_ssm_parameter"))
-    assert clean(params["secure"]["type"]) == "SecureString"
-    assert clean(params["secure"]["key_id"]) == "${var.kms_key_arn}"
-    assert "value" in ignored(params["secure"]), "secure values are set out of band"
-    assert clean(params["plain"]["type"]) == "String"
+    assert set(params) == {"this"} and clean(params["this"]["type"]) == "String"
+    assert all(t != "aws_ssm_parameter" for cfg in all_configs() for t, _ in cfg.data)
+    app_config = load(TF / "modules" / "app_config")
+    (removed,) = [clean(b) for b in blocks(app_config.files["main.tf"].get("removed"))]
+    assert removed["from"] == "${aws_ssm_parameter.secure}" or removed["from"] == "aws_ssm_parameter.secure"
+    assert clean(blocks(removed["lifecycle"])[0]) == {"destroy": False}, "forget the old SecureStrings, never delete"
+    assert "secure_names" in app_config.outputs and "kms_key_arn" not in app_config.variables
 
 
 def test_kms_key_rotates_and_its_policy_has_no_anonymous_principal():

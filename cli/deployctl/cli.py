@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from deployctl import __version__
-from deployctl.commands import artifacts, doctor, infra, local
+from deployctl.commands import artifacts, doctor, infra, local, secret
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import EXIT_INTERRUPTED, DeployctlError, Interrupted, UsageError
@@ -45,7 +45,8 @@ class DeployctlGroup(click.Group):
         except click.UsageError as exc:
             _usage_error(ctx, exc)
         except DeployctlError as exc:
-            report(exc, ctx.ensure_object(Settings), ctx.invoked_subcommand)
+            # a command of a group (e.g. "secret rotate") names itself in ctx.meta (shared by every context)
+            report(exc, ctx.ensure_object(Settings), ctx.meta.get("deployctl.command") or ctx.invoked_subcommand)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             report(Interrupted("interrupted"), ctx.ensure_object(Settings), ctx.invoked_subcommand)
@@ -121,6 +122,7 @@ for command in (
     infra.bootstrap,
     infra.up,
     infra.destroy,
+    secret.secret,
     doctor.doctor,
 ):
     cli.add_command(command)

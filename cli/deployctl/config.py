@@ -103,12 +103,19 @@ TABLE = Table(
     required=("partition_key",),
 )
 
+# how `deployctl secret ensure|rotate` makes a secure parameter's value
+SECRET_GENERATORS = ("random32", "none")
+
 PARAMETER = Table(
     {
         "description": Str(),
-        # a plain value; never put secrets here: set "secure = true" and the value out of band
+        # a plain value; never put secrets here: declare "secure = true" and deployctl generates it
         "value": Str(),
         "secure": Bool(),
+        # secure only: "random32" (default: 32 random bytes, base64url) or "none" (set by hand)
+        "generate": Str(choices=SECRET_GENERATORS),
+        # secure only: what replacing the value breaks (shown by `deployctl secret rotate`)
+        "invalidates": Str(),
     }
 )
 
@@ -448,8 +455,14 @@ def _cross_checks(cfg: EnvConfig) -> None:
             raise ConfigError(
                 f"key '{dotted}': a secure parameter's value must not be in a config file (it would land in tfvars)",
                 where=cfg.where(dotted),
-                hint=f"remove it and set it out of band: aws ssm put-parameter --type SecureString --overwrite --name {cfg_prefix(cfg)}{pname}",
+                hint=(f"remove it: deployctl secret ensure --env {cfg.name} generates one, or, with generate = \"none\", "
+                      f"aws ssm put-parameter --type SecureString --key-id alias/{cfg.prefix} --name {cfg_prefix(cfg)}{pname}"),
             )
+        for key in ("generate", "invalidates"):
+            if key in param and not param.get("secure"):
+                dotted = f"parameters.{pname}.{key}"
+                raise ConfigError(f"key '{dotted}': only a secure parameter (secure = true) has a {key}",
+                                  where=cfg.where(dotted), hint=f"remove {key}, or set secure = true")
     if cfg.data.get("protection", {}).get("deletion_protection") and not cfg.account_id:
         raise ConfigError(
             "key 'aws.account_id' is missing: a protected environment needs the account-id guard",

@@ -27,6 +27,7 @@ class Config:
     parameters: dict[str, str] = field(default_factory=dict)  # name under the prefix -> value
     function_name: str = ""
     function_version: str = "$LATEST"
+    parameter_prefix: str = ""  # PARAMETER_PREFIX: set = deployed with SSM parameters (required secrets)
 
     def table(self, name: str) -> str:
         try:
@@ -92,6 +93,7 @@ def _load() -> tuple[Config, bool]:
             parameters=params,
             function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
             function_version=env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            parameter_prefix=prefix,
         ),
         complete,
     )

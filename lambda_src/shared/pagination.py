@@ -3,6 +3,12 @@
 A token is ``base64url(json(key))``, followed by ``.`` and a truncated
 HMAC-SHA256 when a secret is given (tamper-evident). Decoding a token that is
 malformed, tampered with or of the wrong shape is a 400, never a 5xx.
+
+The signing key comes from a SecureString parameter (``deployctl secret ensure``
+generates it: ``secrets.token_urlsafe(32)``, 43 characters; its UTF-8 bytes are the
+HMAC key). :func:`signing_key` refuses to run a deployed function (one that reads
+its parameters, ``PARAMETER_PREFIX`` set) without it: a per-container random key
+would make every container reject the others' cursors.
 """
 
 from __future__ import annotations
@@ -14,10 +20,42 @@ import hmac
 import json
 from collections.abc import Callable
 
+from shared import log
 from shared.http import ApiError
 
 MAX_TOKEN_LEN = 2048
 MAC_BYTES = 16
+MIN_KEY_LEN = 16  # shorter values (e.g. an old "set-out-of-band" placeholder) count as unset
+
+
+class SigningKeyUnavailable(RuntimeError):
+    """A deployed function has no usable signing key: a 500, never a silent random key."""
+
+
+_fallback_key: bytes | None = None
+
+
+def signing_key(value: str, *, parameter: str, required: bool) -> bytes:
+    """The HMAC key for cursors: ``value`` (the parameter's text) as UTF-8 bytes.
+
+    Missing or shorter than MIN_KEY_LEN: with ``required`` (a deployed function)
+    logs ``pagination.key_unavailable`` and raises SigningKeyUnavailable; without it
+    (tests, no parameters at all) a per-process random key, with a warning.
+    """
+    global _fallback_key
+    if len(value) >= MIN_KEY_LEN:
+        return value.encode("utf-8")
+    reason = "missing" if not value else f"shorter than {MIN_KEY_LEN} characters (a placeholder)"
+    if required:
+        log.error("pagination.key_unavailable", parameter=parameter, reason=reason,
+                  fix="run deployctl secret ensure --env <env>")
+        raise SigningKeyUnavailable(f"SSM parameter {parameter!r} is {reason}: cannot sign or check nextToken")
+    if _fallback_key is None:
+        import secrets
+
+        log.warning("pagination.key_missing_using_process_key", parameter=parameter)
+        _fallback_key = secrets.token_bytes(32)
+    return _fallback_key
 
 
 def _b64(data: bytes) -> str:

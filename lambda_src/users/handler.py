@@ -18,7 +18,6 @@ TABLE = "users"
 KEY = "UserId"
 MAX_LIMIT = 100
 PAGINATION_KEY_PARAM = "pagination-key"
-MIN_SECRET_LEN = 16
 
 FIELDS = {
     "name": Text(required=True, min_len=1, max_len=200),
@@ -29,22 +28,10 @@ FIELDS = {
 UPDATABLE = {name: Text(min_len=rule.min_len, max_len=rule.max_len, pattern=rule.pattern, pattern_text=rule.pattern_text)
              for name, rule in FIELDS.items()}
 
-_fallback_secret: bytes | None = None
-
-
 def _secret(cfg: Config) -> bytes:
-    """The cursor-signing key: SSM ``pagination-key``, else a per-container random key
-    (cursors then do not survive a cold start, but stay unforgeable)."""
-    global _fallback_secret
-    value = cfg.param(PAGINATION_KEY_PARAM)
-    if len(value) >= MIN_SECRET_LEN:
-        return value.encode()
-    if _fallback_secret is None:
-        import secrets
-
-        log.warning("users.pagination_key_missing", parameter=PAGINATION_KEY_PARAM)
-        _fallback_secret = secrets.token_bytes(32)
-    return _fallback_secret
+    """The cursor-signing key: SSM ``pagination-key`` (a deployed function without it is a 500)."""
+    return pagination.signing_key(cfg.param(PAGINATION_KEY_PARAM), parameter=PAGINATION_KEY_PARAM,
+                                  required=bool(cfg.parameter_prefix))
 
 
 def _user_id(request: http.Request) -> str:

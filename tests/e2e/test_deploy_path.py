@@ -1,7 +1,7 @@
 """The README's deploy path, end to end, with the real CLI, Terraform and AWS provider against moto.
 
 One environment (dev, in a copy of the project) goes through the whole life cycle, in
-order: bootstrap, plan --foundation, apply, publish-lambda, plan, apply, outputs, a second
+order: bootstrap, plan --foundation, apply, secret ensure, publish-lambda, plan, apply, outputs, a second
 plan that must change nothing, publish-lambda --deploy after a code change, promote
 --weight 10, promote, rollback, destroy. The tests share that environment and run in file
 order; each step asserts what it must leave behind, from the CLI's JSON envelope, the
@@ -64,6 +64,15 @@ def test_foundation_plan_and_apply(deployctl):
     outputs = res.result["outputs"]
     STATE["kms_key_arn"] = outputs["kms_key_arn"]["value"]
     STATE["artifact_bucket"] = outputs["artifact_bucket"]["value"]
+
+
+def test_secret_ensure_generates_each_secure_parameter_once(deployctl):
+    res = deployctl("secret", "ensure", "--env", "dev")
+    cfg = _cfg(deployctl)
+    secure = sorted(n for n, p in cfg.data["parameters"].items() if p.get("secure"))
+    assert sorted(res.result["created"]) == secure and secure
+    again = deployctl("secret", "ensure", "--env", "dev")
+    assert sorted(again.result["kept"]) == secure and again.result["created"] == []
 
 
 def test_publish_uploads_every_function(deployctl):
@@ -244,6 +253,7 @@ def test_destroy_leaves_an_empty_state_and_keeps_the_state_bucket(deployctl):
     proc = deployctl.terraform_cmd("state", "list")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+    assert res.result["secrets"]["deleted"] == ["pagination-key"]  # made by deployctl, gone with the stack
     s3 = deployctl.client("s3")
     s3.head_bucket(Bucket=STATE["state_bucket"])  # still there
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}

@@ -34,7 +34,7 @@ def render(foundation):
     result = core.render(cfg, allow_missing_artifacts=foundation)
     for name in result.omitted_secrets:
         out.warn(f"parameters.{name}: secure value in the config was NOT rendered; remove it from the file "
-                 "and set it out of band")
+                 f"(deployctl secret ensure --env {cfg.name} generates secure values)")
     for name in result.missing_artifacts:
         out.warn(f"function {name} has no published artifact yet (s3_key = \"\")")
     for name in result.missing_layers:

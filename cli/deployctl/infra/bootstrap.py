@@ -17,6 +17,7 @@ FIRST_DEPLOY = [
     ("bootstrap", "deployctl bootstrap --env {env}", "state bucket (this command)"),
     ("foundation plan", "deployctl plan --env {env} --foundation", "KMS key + artifact bucket only (targeted)"),
     ("foundation apply", "deployctl apply --env {env}", "apply exactly that reviewed plan"),
+    ("secrets", "deployctl secret ensure --env {env}", "generate each secure parameter once, under the CMK"),
     ("publish", "deployctl publish-lambda --env {env}", "upload the Lambda zips, write artifacts.json"),
     ("full plan", "deployctl plan --env {env}", "everything: tables, functions, API, alarms"),
     ("full apply", "deployctl apply --env {env}", "then `deployctl outputs --env {env}` shows the API URL"),

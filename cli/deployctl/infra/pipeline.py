@@ -165,6 +165,9 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     })
     outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
                           account, findings=source.findings + plan_gate.findings, destroy=destroy)
+    if not plan_gate.passed and plan_gate.unknown_key:
+        message, hint = gate_mod.unknown_key_error(plan_gate, cfg.name, foundation=foundation)
+        raise PolicyFailed(message, where=str(bundle.path(plan_mod.POLICY_JUNIT)), hint=hint)
     if not plan_gate.passed:
         raise PolicyFailed(
             f"the policy gate failed on the plan: {len(plan_gate.blocking)} blocking finding(s) "
@@ -298,7 +301,18 @@ def run_destroy(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bo
     confirm_destroy(cfg, outcome.summary, ui)
     applied = run_apply(settings, cfg, ui, allow_destroy=allow_destroy, confirmed=True)
     result.update({"destroyed": True, "summary": applied["summary"], "account_guard": applied["account_guard"]})
+    result["secrets"] = _delete_secrets(cfg, ui, allow_destroy=allow_destroy)
     return result
+
+
+def _delete_secrets(cfg: EnvConfig, ui: UI, *, allow_destroy: bool) -> dict:
+    """The secure parameters live outside Terraform (deployctl made them): they go with the stack."""
+    if not uses_aws(cfg.env_dir) or not any((p or {}).get("secure") for p in (cfg.data.get("parameters") or {}).values()):
+        return {"deleted": [], "absent": []}
+    from deployctl.infra import secrets
+
+    ui.step("delete the secure parameters (made by deployctl, not Terraform)")
+    return secrets.delete_secrets(cfg, ui, allow_protected=allow_destroy)
 
 
 # -- outputs ------------------------------------------------------------------------------------------

@@ -51,8 +51,10 @@ STATEFUL_TYPES = frozenset({
     "aws_cognito_user_pool",
 })
 
-ACTION_ORDER = ("create", "update", "replace", "delete", "read", "no-op")
-SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "read": "<=", "no-op": " "}
+# "forget": a `removed { lifecycle { destroy = false } }` block drops an object from the
+# state and leaves it in AWS (terraform >= 1.7); a change to apply, though nothing is destroyed.
+ACTION_ORDER = ("create", "update", "replace", "delete", "forget", "read", "no-op")
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "forget": ".", "read": "<=", "no-op": " "}
 
 
 # -- summary --------------------------------------------------------------------------------
@@ -70,6 +72,8 @@ def classify(actions: list[str]) -> str:
         return "update"
     if a == ["read"]:
         return "read"
+    if a == ["forget"]:
+        return "forget"
     return "no-op"
 
 
@@ -133,7 +137,8 @@ def summary_text(summary: dict, style=lambda text, *s: text) -> str:
     if summary["outputs_changed"]:
         lines.append(f"  outputs changed: {', '.join(summary['outputs_changed'])}")
     head = (f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
-            f"{c['delete']} to delete.")
+            f"{c['delete']} to delete" + (f", {c['forget']} to forget (kept in AWS, dropped from the state)"
+                                          if c.get("forget") else "") + ".")
     if not summary["has_changes"]:
         head = "Plan: no changes."
     lines.insert(0, head)

@@ -33,6 +33,8 @@ OPTIONAL_SECTIONS = ("artifacts", "protection", "logs", "lambda", "layers", "par
 ARTIFACT_FIELDS = ("s3_bucket", "s3_key", "s3_object_version")
 # a layer version is replaced only when its content changes: source_code_hash is the zip's base64 SHA-256
 LAYER_ARTIFACT_FIELDS = (*ARTIFACT_FIELDS, "source_code_hash")
+# Parameter keys only deployctl reads (how a secret is generated, what rotating it breaks).
+SECRET_ONLY_KEYS = ("generate", "invalidates")
 
 
 @dataclass
@@ -219,6 +221,8 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
             if "value" in param:
                 omitted.append(pname)
             param.pop("value", None)
+        for key in SECRET_ONLY_KEYS:  # deployctl's own settings (deployctl.infra.secrets), not Terraform's
+            param.pop(key, None)
     ctx["lambda_"] = ctx.pop("lambda")
     return ctx, sorted(missing), omitted
 

@@ -82,7 +82,6 @@ module "app_config" {
 
   app         = var.app.name
   environment = var.environment
-  kms_key_arn = module.kms.key_arn
   parameters  = var.parameters
   region      = var.aws.region
 }

@@ -222,7 +222,7 @@ variable "logs" {
 }
 
 variable "parameters" {
-  description = "SSM parameters under /<env>/<app>/; secure ones carry no value (set out of band)."
+  description = "SSM parameters under /<env>/<app>/; secure ones carry no value (deployctl creates them outside Terraform)."
   type = map(object({
     description = optional(string, "")
     value       = optional(string, "")
@@ -232,7 +232,7 @@ variable "parameters" {
 
   validation {
     condition     = alltrue([for p in values(var.parameters) : !(p.secure && p.value != "")])
-    error_message = "parameters: a secure parameter's value must never be in tfvars; set it out of band."
+    error_message = "parameters: a secure parameter's value must never be in tfvars; deployctl secret ensure generates it."
   }
 }
 

@@ -18,18 +18,8 @@ variable "environment" {
   }
 }
 
-variable "kms_key_arn" {
-  description = "Customer-managed key for SecureString parameters."
-  type        = string
-
-  validation {
-    condition     = can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
-    error_message = "kms_key_arn must be a KMS key ARN."
-  }
-}
-
 variable "parameters" {
-  description = "Parameters keyed by name under /<env>/<app>/. secure = true makes a SecureString whose value is set out of band."
+  description = "Parameters keyed by name under /<env>/<app>/. secure = true declares a SecureString that deployctl creates and rotates (never Terraform)."
   type = map(object({
     description = optional(string, "")
     value       = optional(string, "")
@@ -39,7 +29,7 @@ variable "parameters" {
 
   validation {
     condition     = alltrue([for name, p in var.parameters : can(regex("^[a-z][a-z0-9_/-]*$", name)) && (p.secure ? p.value == "" : p.value != "")])
-    error_message = "parameters: names are lowercase paths; plain parameters need a value, secure ones must not carry one (set it out of band)."
+    error_message = "parameters: names are lowercase paths; plain parameters need a value, secure ones must not carry one (deployctl secret ensure generates it)."
   }
 }
 
@@ -50,20 +40,6 @@ variable "region" {
   validation {
     condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
     error_message = "region must be an AWS region like eu-west-1."
-  }
-}
-
-variable "secure_placeholder" {
-  description = "Value SecureString parameters are created with, before the real value is set out of band."
-  type        = string
-  default     = "set-out-of-band"
-
-  validation {
-    # The users API treats a secret shorter than 16 characters as unset (and signs
-    # pagination tokens with a per-container random key), so a publicly known
-    # placeholder can never become a signing key.
-    condition     = length(var.secure_placeholder) > 0 && length(var.secure_placeholder) < 16
-    error_message = "secure_placeholder must be 1-15 characters: handlers treat shorter secrets as unset."
   }
 }
 
