@@ -15,10 +15,11 @@ bucket) must exist.
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class Check:
     fix: str | None = None
     exit_code: int = EXIT_OK  # what a deploy command would exit with for this problem (0 when ok)
     skipped: bool = False
+    cause: DeployctlError | None = field(default=None, repr=False)  # the error a deploy command would raise
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cause"}
 
     @property
     def failed(self) -> bool:
@@ -67,7 +72,7 @@ class Check:
 
 def _fail(name: str, err: DeployctlError, *, required: bool = True, fix: str | None = None) -> Check:
     detail = f"{err.where}: {err.message}" if err.where else err.message
-    return Check(name, required, False, detail=detail, fix=fix or err.hint, exit_code=err.exit_code)
+    return Check(name, required, False, detail=detail, fix=fix or err.hint, exit_code=err.exit_code, cause=err)
 
 
 def _skip(name: str, why: str) -> Check:
@@ -267,11 +272,15 @@ def error(checks: list[Check]) -> DeployctlError | None:
         return None
     code = exit_code(checks)
     top = next(c for c in failed if (c.exit_code or EXIT_FAILED) == code)
-    cls = {4: Refused, 3: ToolMissing, 2: ConfigError}.get(code, OperationFailed)
     others = [c.name for c in failed if c is not top]
     hint = top.fix or ""
     if others:
         hint = f"{hint}; also failed: {', '.join(others)}" if hint else f"also failed: {', '.join(others)}"
+    if top.cause is not None:  # the very error the deploy command raises (same kind, text and file)
+        err = copy.copy(top.cause)
+        err.hint = hint or None
+        return err
+    cls = {4: Refused, 3: ToolMissing, 2: ConfigError}.get(code, OperationFailed)
     return cls(top.detail or "failed", where=f"doctor {top.name}", hint=hint or None)
 
 
@@ -279,5 +288,5 @@ def as_dict(checks: list[Check]) -> dict:
     return {
         "ok": not any(c.failed for c in checks),
         "exit_code": exit_code(checks),
-        "checks": {c.name: asdict(c) for c in checks},
+        "checks": {c.name: c.as_dict() for c in checks},
     }
