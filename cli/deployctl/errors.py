@@ -6,8 +6,9 @@ here imports click.
 
 Exit codes (documented in the README):
     0  ok
-    1  the operation failed, or a policy gate failed
-    2  usage or configuration error (bad flag, unknown env, invalid config file)
+    1  the operation failed, or a policy gate failed; also an unexpected internal error
+    2  usage or configuration error (bad flag, no project, unknown env, invalid or unreadable
+       config file, no AWS credentials in the standard chain)
     3  a required external tool or dependency is missing or too old
     4  refused for safety (stale or unchecked plan, wrong account, no confirmation)
   130  interrupted (Ctrl-C)

@@ -374,7 +374,7 @@ def source_date_epoch() -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"must be a Unix timestamp (whole seconds), found {raw!r}", where="SOURCE_DATE_EPOCH") from None
+        raise ConfigError(f"SOURCE_DATE_EPOCH must be a Unix timestamp, found {raw!r}", where="SOURCE_DATE_EPOCH") from None
     return max(value, DEFAULT_EPOCH)
 
 
