@@ -30,6 +30,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _cwd_is_the_checkout(monkeypatch):
+    """deployctl finds its project from the working directory (there is no other fallback):
+    every test starts in this checkout, wherever pytest was started from."""
+    monkeypatch.chdir(ROOT)
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT

@@ -255,13 +255,18 @@ def test_doctor_json_has_one_entry_per_dependency(tmp_path: Path):
     full_env.update(env)
     proc = subprocess.run([sys.executable, "-m", "deployctl", "doctor", "--json"], capture_output=True, text=True,
                           env=full_env, cwd=ROOT, timeout=180)
-    doc = json.loads(proc.stdout)["result"]
+    envelope = json.loads(proc.stdout)
+    doc = envelope["result"]
     assert set(doc["checks"]) >= {"python", "terraform", "checkov", "boto3", "click", "jinja2", "aws-identity"}
     tf = doc["checks"]["terraform"]
     assert tf["ok"] is False and "no-such-terraform-binary" in tf["detail"] and "install" in tf["fix"]
     assert doc["checks"]["aws-identity"]["ok"] is False
     assert "no AWS credentials" in doc["checks"]["aws-identity"]["detail"]
-    assert doc["ok"] is False and proc.returncode == 1  # terraform is required
+    # terraform is required: exit 3 (tool missing) as the README says; the envelope says ok = false
+    assert doc["ok"] is False and proc.returncode == 3
+    assert envelope["ok"] is False and envelope["error"]["exit_code"] == 3
+    assert envelope["error"]["error"] == "tool_missing"
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [proc.stderr.strip()]
 
 
 def test_doctor_reports_the_aws_identity_from_the_standard_chain(aws_env):

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deployctl.errors import ConfigError, DeployctlError, OperationFailed, Refused
+from deployctl.errors import ConfigError, CredentialsMissing, DeployctlError, OperationFailed, Refused
 
 DEFAULT_MAX_ATTEMPTS = 5
 
@@ -45,6 +45,11 @@ CREDENTIAL_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
      "UnrecognizedClientException"}
 )
+
+CREDENTIAL_CHAIN = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws config and credentials, SSO, " \
+                   "container or instance role"
+CREDENTIALS_HINT = "run aws sso login --profile NAME and export AWS_PROFILE=NAME, or export AWS_ACCESS_KEY_ID " \
+                   "and AWS_SECRET_ACCESS_KEY; deployctl takes no credential flags"
 
 
 def max_attempts() -> int:
@@ -158,11 +163,10 @@ def translate(exc: BaseException, action: str, where: str | None = None) -> Depl
             )
         return OperationFailed(f"{action}: {code}: {message}", where=where)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
-        return ConfigError(
-            f"{action}: no AWS credentials found",
-            where=where,
-            hint="set AWS_PROFILE, run aws sso login, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-        )
+        # not the env's config: ``where`` (a config file) would blame the wrong place
+        what = "incomplete AWS credentials" if isinstance(exc, bx.PartialCredentialsError) else "no AWS credentials"
+        return CredentialsMissing(f"{action}: {what} found in the standard chain ({CREDENTIAL_CHAIN})",
+                                  hint=CREDENTIALS_HINT)
     if isinstance(exc, bx.NoRegionError):
         return ConfigError(f"{action}: no AWS region", where=where, hint="set aws.region in the env config or AWS_REGION")
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ConnectTimeoutError
@@ -191,6 +195,26 @@ def errors(action: str, where: str | None = None) -> Iterator[None]:
         raise
 
 
+def caller_identity(region: str | None = None, where: str | None = None, **config: Any) -> dict:
+    """STS GetCallerIdentity through the shared client: ``{"Account", "Arn", "UserId"}``."""
+    sts = client("sts", region, **config)
+    with errors("check the AWS account (sts get-caller-identity)", where):
+        return sts.get_caller_identity()
+
+
+def account_mismatch(cfg: Any, ident: dict) -> Refused | None:
+    """The refusal for credentials of another account than ``aws.account_id`` (``None`` if they match)."""
+    account = ident.get("Account", "")
+    if not cfg.account_id or account == cfg.account_id:
+        return None
+    return Refused(
+        f"the AWS credentials are for account {account} ({ident.get('Arn', '?')}), "
+        f"but environment '{cfg.name}' lives in account {cfg.account_id} (aws.account_id)",
+        where=cfg.where("aws.account_id"),
+        hint=f"use credentials for account {cfg.account_id}; nothing was changed",
+    )
+
+
 def check_account(cfg: Any) -> dict:
     """The account guard for commands that change AWS (publish-lambda, promote, rollback).
 
@@ -198,19 +222,13 @@ def check_account(cfg: Any) -> dict:
     otherwise :class:`Refused` (exit 4) before anything is read or written. Function
     and alias names are the same in every account, so without this a prod promote
     with dev credentials would move dev's ``live`` alias. Skipped when the env sets
-    no ``aws.account_id`` (only allowed for unprotected envs).
+    no ``aws.account_id`` (only allowed for unprotected envs). ``deployctl doctor``
+    reports the same refusal with the same exit code.
     """
     if not cfg.account_id:
         return {"checked": False, "reason": "aws.account_id is not set"}
-    sts = client("sts", cfg.region)
-    with errors("check the AWS account (sts get-caller-identity)", cfg.where("aws.account_id")):
-        ident = sts.get_caller_identity()
-    account = ident.get("Account", "")
-    if account != cfg.account_id:
-        raise Refused(
-            f"the AWS credentials are for account {account} ({ident.get('Arn', '?')}), "
-            f"but environment '{cfg.name}' lives in account {cfg.account_id} (aws.account_id)",
-            where=cfg.where("aws.account_id"),
-            hint=f"use credentials for account {cfg.account_id}; nothing was changed",
-        )
-    return {"checked": True, "account": account, "arn": ident.get("Arn", "")}
+    ident = caller_identity(cfg.region, cfg.where("aws.account_id"))
+    refused = account_mismatch(cfg, ident)
+    if refused is not None:
+        raise refused
+    return {"checked": True, "account": ident.get("Account", ""), "arn": ident.get("Arn", "")}

@@ -16,7 +16,14 @@ from deployctl import __version__
 from deployctl.commands import artifacts, doctor, infra, local, secret
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
-from deployctl.errors import EXIT_INTERRUPTED, DeployctlError, Interrupted, UsageError
+from deployctl.errors import (
+    EXIT_INTERRUPTED,
+    DeployctlError,
+    InternalError,
+    Interrupted,
+    OperationFailed,
+    UsageError,
+)
 from deployctl.ui import envelope, print_json
 
 EPILOG = """\b
@@ -51,6 +58,30 @@ class DeployctlGroup(click.Group):
         except KeyboardInterrupt:
             report(Interrupted("interrupted"), ctx.ensure_object(Settings), ctx.invoked_subcommand)
             ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own control flow (a command's chosen exit code, --help, ...)
+        except Exception as exc:  # never a bare traceback: one line, exit 1, an envelope with --json
+            err = _unexpected(exc)
+            report(err, ctx.ensure_object(Settings), ctx.invoked_subcommand)
+            ctx.exit(err.exit_code)
+
+
+def _unexpected(exc: Exception) -> DeployctlError:
+    """An exception no command turned into a DeployctlError.
+
+    A file-system error naming a path (permission denied, disk full, a directory where a
+    file was expected) is the environment, not a bug: "<path>: <reason>", exit 1. Anything
+    else is a bug: "internal error: ...; re-run with --debug and report it", exit 1.
+    """
+    if isinstance(exc, OSError) and exc.filename:
+        err: DeployctlError = OperationFailed(
+            exc.strerror or str(exc), where=str(exc.filename),
+            hint="check that the path exists, is of the right kind, and is writable/readable by you",
+        )
+    else:
+        err = InternalError(exc)
+    err.__cause__ = exc
+    return err
 
 
 def _usage_error(ctx: click.Context, exc: click.UsageError) -> None:
@@ -71,7 +102,7 @@ def _usage_error(ctx: click.Context, exc: click.UsageError) -> None:
 
 def report(exc: DeployctlError, settings: Settings, command: str | None = None) -> None:
     if settings.debug:
-        traceback.print_exception(exc, file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)  # with the original exception as its cause
     line = exc.one_line()
     if sys.stderr.isatty():
         click.secho(f"error: {line}", fg="red", err=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployctl.errors import ConfigError, UnknownEnvironment
+from deployctl.errors import ConfigError, ProjectNotFound, UnknownEnvironment
 from deployctl.schema import Bool, Int, Invalid, ListOf, MapOf, Num, Str, Table
 
 DEFAULTS_FILE = "defaults.toml"
@@ -210,49 +210,81 @@ SCHEMA = Table(
 )
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The project root: ``--root``/``DEPLOYCTL_ROOT``, else the nearest parent of
-    the working directory holding ``terraform/envs/defaults.toml``, else the
-    checkout this package was installed from (editable install)."""
-    explicit = os.environ.get("DEPLOYCTL_ROOT")
-    if start is None and explicit:
-        start = Path(explicit)
-        if not (start / ROOT_MARKER).is_file():
-            raise ConfigError(
-                f"no {ROOT_MARKER} under {start}",
-                where="DEPLOYCTL_ROOT",
-                hint="point it at a deployctl project checkout",
-            )
-        return start.resolve()
+def find_root(start: Path | None = None, *, source: str = "--root", cwd: Path | None = None) -> Path:
+    """The project root.
+
+    ``start`` (from ``--root``/``DEPLOYCTL_ROOT``; named by ``source`` in errors) must
+    hold ``terraform/envs/defaults.toml``. Without it: ``DEPLOYCTL_ROOT`` when set, else
+    the nearest ancestor of the working directory holding that file. There is no other
+    fallback (never the checkout deployctl was installed from): outside a project this is
+    a :class:`ProjectNotFound` (exit 2) saying how to point at one.
+    """
+    if start is None and os.environ.get("DEPLOYCTL_ROOT"):
+        start, source = Path(os.environ["DEPLOYCTL_ROOT"]), "DEPLOYCTL_ROOT"
     if start is not None:
+        start = Path(start).expanduser()
         if (start / ROOT_MARKER).is_file():
             return start.resolve()
-        raise ConfigError(f"no {ROOT_MARKER} under {start}", where="--root", hint="point it at a deployctl project checkout")
-    here = Path.cwd().resolve()
+        what = "does not exist" if not start.exists() else "is not a directory" if not start.is_dir() \
+            else f"holds no {ROOT_MARKER.as_posix()}"
+        raise ProjectNotFound(
+            f"{source} {start}: {what}",
+            hint=f"give the directory of a project checkout, the one holding {ROOT_MARKER.as_posix()}",
+        )
+    here = (cwd or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / ROOT_MARKER).is_file():
             return candidate
-    source_checkout = Path(__file__).resolve().parents[2]
-    if (source_checkout / ROOT_MARKER).is_file():
-        return source_checkout
-    raise ConfigError(
-        f"not inside a deployctl project (no {ROOT_MARKER} here or above)",
-        where=str(here),
-        hint="cd into the project or pass --root / set DEPLOYCTL_ROOT",
+    raise ProjectNotFound(
+        f"no {ROOT_MARKER.as_posix()} found in {here} or any parent",
+        hint="run deployctl inside a project checkout, or point at one with --root DIR or DEPLOYCTL_ROOT=DIR",
     )
+
+
+def env_from_cwd(root: Path, cwd: Path | None = None) -> str | None:
+    """The env whose folder (``terraform/envs/<env>/``, or a directory below it) holds the working directory."""
+    envs = (root / "terraform" / "envs").resolve()
+    try:
+        rel = (cwd or Path.cwd()).resolve().relative_to(envs)
+    except (ValueError, OSError):
+        return None
+    name = rel.parts[0] if rel.parts else None
+    return name if name and (envs / name).is_dir() else None
 
 
 def known_envs(root: Path) -> list[str]:
     envs = root / "terraform" / "envs"
-    return sorted(p.name for p in envs.iterdir() if (p / ENV_FILE).is_file()) if envs.is_dir() else []
+    try:
+        return sorted(p.name for p in envs.iterdir() if (p / ENV_FILE).is_file()) if envs.is_dir() else []
+    except OSError as exc:
+        raise ConfigError(f"cannot list the environments: {exc.strerror}", where=str(envs),
+                          hint="check the directory's permissions") from None
 
 
 def _read_toml(path: Path) -> dict:
+    """Parse one config file; every way it can be unreadable is a one-line ConfigError naming it."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
     except FileNotFoundError:
         raise ConfigError("file not found", where=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a file", where=str(path), hint="it must be a TOML file") from None
+    except PermissionError:
+        raise ConfigError("permission denied reading it", where=str(path),
+                          hint="make it readable by this user (chmod u+r)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read it: {exc.strerror or exc}", where=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})", where=str(path),
+            hint="TOML files must be UTF-8: re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8",
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=str(path), hint="fix the syntax") from None
 
@@ -367,7 +399,21 @@ def load_env(name: str | None, root: Path | None = None) -> EnvConfig:
     if not name:
         raise UnknownEnvironment(
             "no environment given",
-            hint=f"pass --env or set DEPLOYCTL_ENV; known environments: {', '.join(envs) or 'none'}",
+            hint=f"pass --env, set DEPLOYCTL_ENV or run from terraform/envs/<env>/; "
+                 f"known environments: {', '.join(envs) or 'none'}",
+        )
+    env_dir = root / "terraform" / "envs" / name
+    if name not in envs and "/" not in name and name not in (".", "..") and env_dir.is_dir():
+        env_file = env_dir / ENV_FILE
+        if env_file.exists():  # not a regular file
+            raise ConfigError("is not a regular file", where=str(env_file), hint="it must be a TOML file")
+        example = next((e for e in envs), None)
+        raise ConfigError(
+            f"environment '{name}' has a folder but no {ENV_FILE}",
+            where=str(env_file),
+            hint=(f"create it, e.g. cp {root / 'terraform' / 'envs' / example / ENV_FILE} {env_file}, "
+                  "then set aws.region and aws.account_id") if example
+            else "create it with [aws] region = \"...\" and account_id = \"...\"",
         )
     if name not in envs:
         raise UnknownEnvironment(
@@ -500,10 +546,24 @@ class Settings:
         )
 
     def project_root(self) -> Path:
-        return find_root(self.root) if self.root else find_root()
+        """``--root`` > ``DEPLOYCTL_ROOT`` > the nearest ancestor of the cwd holding
+        ``terraform/envs/defaults.toml``; else ProjectNotFound (exit 2)."""
+        if self.root:
+            from_var = os.environ.get("DEPLOYCTL_ROOT")
+            source = "DEPLOYCTL_ROOT" if from_var and Path(from_var) == Path(self.root) else "--root"
+            return find_root(Path(self.root), source=source)
+        return find_root()
+
+    def resolve_env(self, root: Path | None = None) -> str | None:
+        """``--env`` > ``DEPLOYCTL_ENV`` > the env folder the working directory is in. Records the
+        answer in ``self.env`` (so JSON envelopes name it)."""
+        if not self.env:
+            self.env = env_from_cwd(root or self.project_root())
+        return self.env
 
     def load_env(self, name: str | None = None) -> EnvConfig:
-        return load_env(name or self.env, self.project_root())
+        root = self.project_root()
+        return load_env(name or self.resolve_env(root), root)
 
     def terraform(self, cfg: EnvConfig | None = None) -> str:
         """flag > DEPLOYCTL_TERRAFORM > env.toml > defaults.toml > 'terraform'."""

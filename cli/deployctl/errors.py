@@ -6,8 +6,9 @@ here imports click.
 
 Exit codes (documented in the README):
     0  ok
-    1  the operation failed, or a policy gate failed
-    2  usage or configuration error (bad flag, unknown env, invalid config file)
+    1  the operation failed, or a policy gate failed; also an unexpected internal error
+    2  usage or configuration error (bad flag, no project, unknown env, invalid or unreadable
+       config file, no AWS credentials in the standard chain)
     3  a required external tool or dependency is missing or too old
     4  refused for safety (stale or unchecked plan, wrong account, no confirmation)
   130  interrupted (Ctrl-C)
@@ -82,6 +83,18 @@ class UnknownEnvironment(ConfigError):
     kind = "unknown_env"
 
 
+class ProjectNotFound(ConfigError):
+    """No deployctl project (``terraform/envs/defaults.toml``) where one was looked for."""
+
+    kind = "no_project"
+
+
+class CredentialsMissing(ConfigError):
+    """boto3's standard chain found no AWS credentials (a setup problem, exit 2 like any config gap)."""
+
+    kind = "no_credentials"
+
+
 class ToolMissing(DeployctlError):
     """An external tool (terraform, checkov, pip) is missing or too old."""
 
@@ -99,3 +112,17 @@ class Refused(DeployctlError):
 class Interrupted(DeployctlError):
     exit_code = EXIT_INTERRUPTED
     kind = "interrupted"
+
+
+class InternalError(DeployctlError):
+    """An unexpected exception (a bug): still one line and exit 1; ``--debug`` shows the traceback."""
+
+    kind = "internal"
+
+    def __init__(self, exc: BaseException):
+        detail = " ".join(str(exc).split()) or "(no message)"
+        super().__init__(f"internal error: {type(exc).__name__}: {detail[:500]}",
+                         hint="re-run with --debug and report it")
+
+    def one_line(self) -> str:
+        return f"{self.message}; {self.hint}"

@@ -42,18 +42,25 @@ def empty_manifest(cfg: EnvConfig) -> dict[str, Any]:
 def load_manifest(cfg: EnvConfig) -> dict[str, Any]:
     """The env's manifest; an empty ``functions`` map if the file does not exist yet."""
     path = manifest_path(cfg)
+    fix = "restore it from git or re-run deployctl publish-lambda"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return empty_manifest(cfg)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 JSON (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                          where=str(path), hint=fix) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not the artifact manifest", where=str(path), hint=fix) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the artifact manifest: {exc.strerror or exc}", where=str(path),
+                          hint="check the file's permissions") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON: {exc}", where=str(path),
-                          hint="restore it from git or re-run deployctl publish-lambda") from None
+        raise ConfigError(f"not valid JSON: {exc}", where=str(path), hint=fix) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or not isinstance(data.get("functions"), dict):
-        raise ConfigError(f"not an artifact manifest of schema {SCHEMA_VERSION}", where=str(path),
-                          hint="restore it from git or re-run deployctl publish-lambda")
+        raise ConfigError(f"not an artifact manifest of schema {SCHEMA_VERSION}", where=str(path), hint=fix)
     if data.get("env") != cfg.name:
         raise ConfigError(f"manifest is for env {data.get('env')!r}, not {cfg.name!r}", where=str(path))
     layers = data.setdefault("layers", {})

@@ -465,6 +465,27 @@ def default_output_dir(cfg: EnvConfig) -> Path:
     return cfg.root / ".deployctl" / "dist"
 
 
+def _output_dir(out: Path, *, given: bool) -> Path:
+    """The directory the zips go to, created if needed; a file in the way or no permission is one line."""
+    where = "--output-dir" if given else str(out)
+    for probe in (out, *out.parents):
+        if probe.exists() or probe.is_symlink():
+            if not probe.is_dir():
+                what = f"{probe} is not a directory" + ("" if probe == out else f" (needed for {out})")
+                if given:
+                    raise UsageError(what, where=where, hint="give a directory; it is created if missing")
+                raise OperationFailed(what, hint="move it out of the way: deployctl keeps its work files there")
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OperationFailed(f"cannot create {out}: {exc.strerror}", where=where,
+                              hint="pick a directory you can write to") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OperationFailed(f"{out} is not writable", where=where, hint="pick a directory you can write to")
+    return out
+
+
 def check_functions(cfg: EnvConfig, functions: Sequence[str] | None) -> list[str]:
     """The requested function keys (all of them if none), validated against [functions]."""
     known = list(cfg.functions)
@@ -493,7 +514,7 @@ def build(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Pa
     src = source_dir(cfg)
     if not src.is_dir():
         raise ConfigError(f"no {SOURCE_DIR}/ directory", where=str(cfg.root), hint="the Lambda sources live there")
-    out = Path(output_dir) if output_dir else default_output_dir(cfg)
+    out = _output_dir(Path(output_dir) if output_dir else default_output_dir(cfg), given=output_dir is not None)
     cache = cache_dir(cfg)
     epoch = source_date_epoch()
     scan = Scan(cache)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import click
 
 from deployctl.config import EnvConfig, Settings
+from deployctl.errors import ProjectNotFound
 from deployctl.ui import UI
 
 
@@ -63,7 +64,19 @@ def ui() -> UI:
 
 
 def load_env(required: bool = True) -> EnvConfig | None:
+    """The env config: ``--env`` > ``DEPLOYCTL_ENV`` > the ``terraform/envs/<env>/`` folder the cwd is in.
+
+    ``required=False``: ``None`` when no env is named that way (and, without ``--root``/
+    ``DEPLOYCTL_ROOT``, when the cwd is in no project at all: doctor works anywhere).
+    """
     s = settings()
     if not required and not s.env:
-        return None
+        try:
+            root = s.project_root()
+        except ProjectNotFound:
+            if s.root:
+                raise
+            return None
+        if not s.resolve_env(root):
+            return None
     return s.load_env()

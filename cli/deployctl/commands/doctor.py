@@ -5,34 +5,58 @@ from __future__ import annotations
 import click
 
 from deployctl.commands._common import common_options, env_option, load_env, settings, tool_options, ui
-from deployctl.errors import EXIT_FAILED
+from deployctl.errors import ProjectNotFound
 
 
-@click.command(short_help="Check tools, versions and the AWS identity; say how to fix gaps.")
+@click.command(short_help="Check tools, versions, the AWS identity and the env's foundation; say how to fix gaps.")
 @env_option
 @tool_options
 @common_options
 def doctor():
     """Report terraform/tofu, checkov, Python, boto3 and the AWS identity in use.
 
-    Exits 1 if something required is missing.
+    With --env (or run from terraform/envs/<env>/) it also checks that the
+    credentials belong to the env's aws.account_id (not a placeholder), that the
+    state bucket exists and that the foundation (KMS key alias, artifact bucket)
+    was applied. Works outside a project without --env.
+
+    Exits with the code a deploy command would use for the most serious problem:
+    4 wrong account > 3 tool missing or too old > 2 configuration (placeholder
+    account id, no credentials) > 1 missing state bucket or foundation.
     """
     from deployctl.infra import doctor as core
 
+    s = settings()
     cfg = load_env(required=False)
-    checks = core.run(settings(), cfg)
+    root = cfg.root if cfg else None
+    if root is None:
+        try:
+            root = s.project_root()
+        except ProjectNotFound:
+            root = None  # doctor without --env works anywhere
+    checks = core.run(s, cfg, root)
     out = ui()
 
     def human() -> str:
         lines = []
         for c in checks:
-            mark = out.style("ok  ", "green") if c.ok else out.style("MISS" if c.required else "warn", "red" if c.required else "yellow")
-            text = f"{mark} {c.name:<13} {c.version or '-':<22} {c.detail or ''}"
-            if not c.ok and c.fix:
-                text += f"\n     {'':<13} fix: {c.fix}"
+            if c.skipped:
+                mark = out.style("skip", "dim")
+            elif c.ok:
+                mark = out.style("ok  ", "green")
+            else:
+                mark = out.style("FAIL" if c.required else "warn", "red" if c.required else "yellow")
+            text = f"{mark} {c.name:<15} {c.version or '-':<22} {c.detail or ''}"
+            if not c.ok and not c.skipped and c.fix:
+                text += f"\n     {'':<15} fix: {c.fix}"
             lines.append(text.rstrip())
         return "\n".join(lines)
 
-    out.result(core.as_dict(checks), human)
-    if not all(c.ok for c in checks if c.required):
-        raise click.exceptions.Exit(EXIT_FAILED)
+    data = core.as_dict(checks)
+    err = core.error(checks)
+    if err is None:
+        out.result(data, human)
+        return
+    out.failed(data, err.to_dict(), human)  # every check on stdout (ok = false with --json)
+    out.error(err.one_line())
+    raise click.exceptions.Exit(err.exit_code)

@@ -22,7 +22,8 @@ def local(port, host):
 
     Routes come from api/openapi.json, handlers from lambda_src/ with each
     function's environment, DynamoDB and SSM from an in-process moto server on
-    127.0.0.1 with the env's tables and parameters (--env, default dev).
+    127.0.0.1 with the env's tables and parameters (--env; default: the env folder
+    the cwd is in, else dev).
     Nothing touches AWS. Stop with Ctrl-C.
 
     The first line on stdout ends with the URL (JSON with --json); each
@@ -31,7 +32,7 @@ def local(port, host):
     from deployctl.local.server import LocalServer, curl_example
 
     s = settings()
-    cfg = s.load_env(s.env or "dev")
+    cfg = s.load_env(s.resolve_env() or "dev")
     out = ui()
     if host not in ("127.0.0.1", "localhost", "::1"):
         out.warn(f"binding {host}: the local API has no authentication and is reachable from your network")

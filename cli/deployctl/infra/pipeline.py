@@ -106,13 +106,15 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     tfv = tf.version()
     targets = list(FOUNDATION_TARGETS) if foundation else []
 
-    ui.step(f"render {render_mod.TFVARS_FILE} and {render_mod.BACKEND_FILE}")
-    # a destroy plan needs no artifacts: what it removes is in the state
-    rendered = render_mod.render(cfg, allow_missing_artifacts=foundation or destroy)
-
+    # the account guard first: credentials of another account are refused (exit 4) before
+    # anything is rendered, whatever else is wrong (doctor --env reports the same code)
     account = account_guard(cfg, needed=uses_aws(cfg.env_dir))
     if not account["checked"]:
         ui.info(f"account guard skipped: {account['reason']}")
+
+    ui.step(f"render {render_mod.TFVARS_FILE} and {render_mod.BACKEND_FILE}")
+    # a destroy plan needs no artifacts: what it removes is in the state
+    rendered = render_mod.render(cfg, allow_missing_artifacts=foundation or destroy)
 
     source = run_check(settings, cfg, ui)
     bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict()})
