@@ -472,8 +472,13 @@ class LocalApp:
                 body = request.get_data(cache=False)
             except RequestEntityTooLarge:
                 reply = gateway_reply(gateway.GatewayError(gateway.REQUEST_TOO_LARGE), request_id)
-            except ClientDisconnected:
-                raise ConnectionAbortedError("client closed the connection mid-body") from None
+            except ClientDisconnected as exc:  # werkzeug wraps every read error in this
+                cause = exc.__context__
+                if isinstance(cause, TimeoutError):
+                    raise TimeoutError("client stalled mid-body") from None
+                if cause is None or isinstance(cause, ConnectionError):
+                    raise ConnectionAbortedError("client closed the connection mid-body") from None
+                reply = json_reply(400, {"message": "malformed request body", "requestId": request_id})
             except (ConnectionError, TimeoutError):
                 raise
             except (OSError, ValueError):  # e.g. a malformed chunk
