@@ -384,3 +384,16 @@ def test_port_in_use_is_one_line_error():
     assert proc.returncode == 1
     assert "cannot listen on 127.0.0.1" in proc.stderr and "--port" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["local", "--help"]])
+def test_help_imports_none_of_the_local_servers_libraries(argv):
+    code = (
+        "import sys, json\n"
+        "from deployctl.cli import main\n"
+        f"try:\n    rc = main({argv!r})\nexcept SystemExit as exc:\n    rc = exc.code\n"
+        "heavy = ['boto3', 'moto', 'werkzeug', 'jsonschema', 'jinja2', 'schemathesis']\n"
+        "print(json.dumps({'rc': rc, 'loaded': [m for m in heavy if m in sys.modules]}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"rc": 0, "loaded": []}, proc.stdout[-500:]
