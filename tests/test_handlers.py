@@ -94,7 +94,7 @@ def test_create_item_stores_the_key_design(app):
     status, body, headers = call(create_item, "POST", "/items", body={"name": "  lamp ", "description": "red"})
     assert status == 201
     assert set(body) == {"id", "name", "description", "created_at", "updated_at"}
-    assert body["name"] == "lamp" and body["description"] == "red"
+    assert body["name"] == "  lamp " and body["description"] == "red"  # stored as given: nothing trimmed
     assert uuid.UUID(body["id"]).version == 4
     assert body["created_at"] == body["updated_at"] and body["created_at"].endswith("Z")
     assert headers["Content-Type"] == "application/json" and headers["X-Request-Id"].startswith("req-")
@@ -110,7 +110,7 @@ def test_create_item_stores_the_key_design(app):
     [
         ({}, "name"),
         ({"name": ""}, "name"),
-        ({"name": "   "}, "name"),
+        ({"name": " " + "x" * 200}, "name"),  # 201 characters: counted as given, not trimmed
         ({"name": "x" * 201}, "name"),
         ({"name": 5}, "name"),
         ({"name": None}, "name"),
@@ -204,12 +204,13 @@ def test_list_items_rejects_bad_tokens(app, token):
 
 
 @pytest.mark.parametrize("resource", ["/health", "/"])
-def test_health_ok(app, monkeypatch, resource):
+def test_health_healthy(app, monkeypatch, resource):
     app.use("health-check")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")
     status, body, _ = call(health_check, "GET", resource)
     assert status == 200
-    assert body == {"status": "ok", "environment": "dev", "version": "7"}
+    assert (body["status"], body["environment"], body["version"]) == ("healthy", "dev", "7")
+    assert [(c["name"], c["status"]) for c in body["checks"]] == [("config", "pass"), ("table:items", "pass")]
 
 
 def test_health_unhealthy_when_table_is_gone(app):
@@ -217,8 +218,26 @@ def test_health_unhealthy_when_table_is_gone(app):
     app.dynamodb.delete_table(TableName=naming.table_name(CFG, "items"))
     status, body, _ = call(health_check, "GET", "/health")
     assert status == 503
-    assert body["status"] == "unhealthy" and "ResourceNotFoundException" in body["reason"]
-    assert body["environment"] == "dev"
+    assert body["status"] == "unhealthy" and body["environment"] == "dev"
+    table = next(c for c in body["checks"] if c["name"] == "table:items")
+    assert table["status"] == "fail" and "ResourceNotFoundException" in table["detail"]
+
+
+def test_health_unhealthy_without_table_config(app, monkeypatch):
+    app.use("health-check")
+    monkeypatch.delenv("TABLE_ITEMS")
+    status, body, _ = call(health_check, "GET", "/health")
+    assert status == 503 and body["status"] == "unhealthy"
+    assert body["checks"] == [{"name": "config", "status": "fail", "detail": "TABLE_ITEMS is not set"}]
+
+
+def test_health_degraded_when_the_table_answers_slowly(app, monkeypatch):
+    app.use("health-check")
+    monkeypatch.setattr(health_check, "SLOW_MS", -1.0)  # every real DescribeTable is now "slow"
+    status, body, _ = call(health_check, "GET", "/health")
+    assert status == 200 and body["status"] == "degraded"
+    table = body["checks"][-1]
+    assert table["status"] == "warn" and "took" in table["detail"]
 
 
 # -- users ---------------------------------------------------------------------------
@@ -273,6 +292,7 @@ def test_malformed_user_id_is_400(app, uid):
         (new_user(email="a b@c.de"), "email"),
         (new_user(email="x" * 250 + "@b.co"), "email"),
         (new_user(phone="call me"), "phone"),
+        (new_user(phone=""), "phone"),  # the schema's pattern needs 2+ characters
         (new_user(address="a" * 501), "address"),
         (new_user(UserId=str(uuid.uuid4())), "UserId"),
         (new_user(admin=True), "admin"),

@@ -89,7 +89,8 @@ class Request:
         try:
             text = data.decode("utf-8")
             value = json.loads(text, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # unpaired surrogates ("\ud800") fail
+        except (UnicodeError, ValueError, RecursionError):
             raise ApiError(400, "request body is not valid JSON") from None
         if not isinstance(value, dict):
             raise ApiError(400, "request body must be a JSON object")

@@ -9,42 +9,46 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from shared.http import ApiError
 
-EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+")
-PHONE = re.compile(r"\+?[0-9][0-9 ().-]{1,30}")
+# JSON Schema ``pattern``s, character for character the ones in api/openapi.json (API Gateway
+# checks the same strings before the handler runs). Searched, not full-matched, as JSON Schema
+# does; plain ASCII classes, so every regex engine on the way reads them alike.
+EMAIL = (r"^[^@ \t\r\n]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+PHONE = r"^\+?[0-9][0-9 ().-]{1,30}$"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@lru_cache(maxsize=32)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
 
 
 @dataclass(frozen=True)
 class Text:
-    """A string field: length bounds in characters, optional full-match pattern."""
+    """A string field with JSON Schema semantics: ``minLength``/``maxLength`` in characters
+    (code points, nothing trimmed), ``pattern`` searched in the value as given."""
 
     required: bool = False
     min_len: int = 0
     max_len: int = 1000
-    pattern: re.Pattern | None = None
+    pattern: str = ""
     pattern_text: str = ""
-    strip: bool = True
 
     def check(self, value: Any) -> tuple[str | None, str | None]:
-        """(cleaned value, error message)."""
+        """(value, error message)."""
         if not isinstance(value, str):
             return None, f"must be a string, got {_json_type(value)}"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return None, "must be valid Unicode text"
-        if self.strip:
-            value = value.strip()
         if len(value) < self.min_len:
             return None, "must not be empty" if self.min_len == 1 else f"must have at least {self.min_len} characters"
         if len(value) > self.max_len:
             return None, f"must have at most {self.max_len} characters"
-        if self.pattern is not None and value and not self.pattern.fullmatch(value):
-            return None, f"must be {self.pattern_text}"
+        if self.pattern and not _regex(self.pattern).search(value):
+            return None, f"must be {self.pattern_text or 'in the expected format'}"
         return value, None
 
 

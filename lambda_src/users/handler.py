@@ -21,7 +21,7 @@ PAGINATION_KEY_PARAM = "pagination-key"
 
 FIELDS = {
     "name": Text(required=True, min_len=1, max_len=200),
-    "email": Text(required=True, min_len=3, max_len=254, pattern=EMAIL, pattern_text="an email address"),
+    "email": Text(required=True, max_len=254, pattern=EMAIL, pattern_text="an email address"),
     "phone": Text(max_len=32, pattern=PHONE, pattern_text="a phone number (digits, spaces, + ( ) - .)"),
     "address": Text(max_len=500),
 }

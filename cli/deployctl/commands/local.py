@@ -15,9 +15,11 @@ from deployctl.commands._common import common_options, env_option, settings, ui
               help="Port to listen on (0 = any free port; the URL is printed).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Anything but loopback exposes the API (no auth) to your network.")
+@click.option("--client-timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Seconds a connection may sit idle or stall mid-request before it is closed.")
 @env_option
 @common_options
-def local(port, host):
+def local(port, host, client_timeout):
     """Serve the OpenAPI routes on localhost, invoking the real handlers.
 
     Routes come from api/openapi.json, handlers from lambda_src/ with each
@@ -26,8 +28,11 @@ def local(port, host):
     the cwd is in, else dev).
     Nothing touches AWS. Stop with Ctrl-C.
 
-    The first line on stdout ends with the URL (JSON with --json); each
-    request is logged on stderr as METHOD PATH STATUS TIME.
+    Before a handler runs, requests are checked as API Gateway checks them
+    (unknown route: 403 Missing Authentication Token; the request validators:
+    400 Invalid request body). The first line on stdout ends with the URL
+    (JSON with --json); each request is logged on stderr as METHOD PATH STATUS
+    TIME. Stop with Ctrl-C or SIGTERM (also when started in the background).
     """
     from deployctl.local.server import LocalServer, curl_example
 
@@ -43,7 +48,8 @@ def local(port, host):
         out.info(f"{line}  [{function}]" if function else line)
 
     out.step(f"starting the {cfg.name} API locally (embedded DynamoDB, no AWS)")
-    server = LocalServer(cfg, host=host, port=port, on_request=log_request)
+    server = LocalServer(cfg, host=host, port=port, on_request=log_request, log=out.info,
+                         client_timeout_s=client_timeout)
     info = server.start()
     human = "\n".join([
         f"deployctl local: serving {cfg.app} ({cfg.name}) on {info.url}",

@@ -11,11 +11,15 @@
 * DynamoDB and SSM are an embedded moto server on 127.0.0.1 and a free port;
   the tables are created from the env config's ``[tables]`` and the
   parameters seeded from ``[parameters]`` under the env's SSM prefix.
-* The front is the standard library's ThreadingHTTPServer: 404 for unknown
-  paths, 405 (with ``Allow``) for a known path with another method, CORS
-  preflight answered from ``api.cors_allowed_origins``.
+* Before a handler runs, the request goes through what API Gateway does
+  (``gateway.py``): 403 ``Missing Authentication Token`` for a path or method
+  the API does not have, the request validators (required parameters, the body
+  against its draft-4 model), CORS preflight from ``api.cors_allowed_origins``.
+* The HTTP front is werkzeug's threaded server with keep-alive (``front.py``);
+  GSI queries of the emulator take a sorted-index fast path (``dynamo_index.py``).
 
-Nothing here imports click; moto and boto3 are imported when serving starts.
+Nothing here imports click; werkzeug, jsonschema, moto and boto3 are imported
+when serving starts.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -43,8 +46,9 @@ from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError, OperationFailed
 from deployctl.local.layers import put_on_path
 
-HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")  # what API Gateway routes
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+CLIENT_TIMEOUT_S = 30.0  # a connection idle (or stalled mid-request) this long is closed
 LAMBDA_DIR = "lambda_src"
 CORS_ALLOW_HEADERS = "Content-Type,Authorization,X-Api-Key,X-Request-Id"
 FAKE_AWS = {
@@ -197,6 +201,9 @@ class Backend:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # our front logs requests, not moto's
+        from deployctl.local import dynamo_index
+
+        dynamo_index.install()
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -255,11 +262,26 @@ class Reply:
     headers: list[tuple[str, str]]
     body: bytes
     function: str = ""
+    close: bool = False  # the front must close the connection after this reply
 
 
 def json_reply(status: int, body: dict, headers: list[tuple[str, str]] | None = None) -> Reply:
     data = json.dumps(body).encode()
     return Reply(status, [("Content-Type", "application/json"), *(headers or [])], data)
+
+
+def gateway_reply(exc, request_id: str, headers: list[tuple[str, str]] | None = None) -> Reply:
+    """One of API Gateway's own responses (``gateway.GatewayError``), with the request id."""
+    from deployctl.local.gateway import error_body
+
+    return json_reply(exc.status, error_body(exc, request_id), [("x-amzn-ErrorType", exc.error_type), *(headers or [])])
+
+
+def put_lambda_src_on_path(lambda_dir: Path) -> None:
+    """Make the handlers importable as Lambda does (the function's code at the root of sys.path).
+    The one place the local server touches sys.path."""
+    if str(lambda_dir) not in sys.path:
+        sys.path.insert(0, str(lambda_dir))
 
 
 class LocalApp:
@@ -269,6 +291,9 @@ class LocalApp:
         self.cfg = cfg
         self.routes = routes if routes is not None else load_routes(cfg)
         self.table = path_table(self.routes)
+        from deployctl.local.gateway import compile_operations
+
+        self.operations = compile_operations(json.loads(openapi_path(cfg).read_text()))
         self.lambda_dir = (lambda_dir or cfg.root / LAMBDA_DIR).resolve()
         self._handlers: dict[str, Callable] = {}
         self._envs = {fn: self._function_env(fn) for fn in {r.function for r in self.routes}}
@@ -295,8 +320,7 @@ class LocalApp:
     def load_handlers(self) -> None:
         if not self.lambda_dir.is_dir():
             raise ConfigError("the Lambda source folder is missing", where=str(self.lambda_dir))
-        if str(self.lambda_dir) not in sys.path:
-            sys.path.insert(0, str(self.lambda_dir))
+        put_lambda_src_on_path(self.lambda_dir)
         put_on_path(self.cfg, self.lambda_dir)  # the functions' layers, right after their code (as /opt/python)
         for fn in sorted(self._envs):
             self._handlers[fn] = self._import(fn)
@@ -322,7 +346,7 @@ class LocalApp:
         return handler
 
     def event(self, route: Route, method: str, path: str, query: str, headers: list[tuple[str, str]],
-              body: bytes, params: dict[str, str], source_ip: str) -> dict[str, Any]:
+              body: bytes, params: dict[str, str], source_ip: str, request_id: str = "") -> dict[str, Any]:
         single: dict[str, str] = {}
         multi: dict[str, list[str]] = {}
         for k, v in headers:
@@ -363,7 +387,7 @@ class LocalApp:
                 "path": f"/{self.cfg.name}{path}",
                 "stage": self.cfg.name,
                 "protocol": "HTTP/1.1",
-                "requestId": str(uuid.uuid4()),
+                "requestId": request_id or str(uuid.uuid4()),
                 "extendedRequestId": uuid.uuid4().hex[:16],
                 "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
                 "requestTimeEpoch": int(now * 1000),
@@ -382,32 +406,100 @@ class LocalApp:
         return []
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-               source_ip: str = "127.0.0.1") -> Reply:
-        """Answer one HTTP request (``target`` is the request-target: path?query)."""
+               source_ip: str = "127.0.0.1", request_id: str = "") -> Reply:
+        """Answer one HTTP request as the API Gateway stage would (``target``: path?query)."""
+        request_id = request_id or str(uuid.uuid4())
+        reply = self._handle(method, target, headers, body, source_ip, request_id)
+        reply.headers.append(("x-amzn-RequestId", request_id))
+        return reply
+
+    def _handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                source_ip: str, request_id: str) -> Reply:
+        from deployctl.local import gateway
+
         path, _, query = target.partition("?")
         path = path.partition("#")[0]
-        origin = next((v for k, v in headers if k.lower() == "origin"), "")
-        cors = self.cors(origin)
-        if not path.startswith("/"):
-            return json_reply(400, {"message": "bad request target"}, cors)
-        found = match(self.table, path)
+        lower = {k.lower(): v for k, v in headers}
+        cors = self.cors(lower.get("origin", ""))
+        found = match(self.table, path) if path.startswith("/") else None
+        if method not in HTTP_METHODS:  # not a method API Gateway routes at all
+            allow = ",".join([*sorted(found[0].methods), "OPTIONS"]) if found else ",".join(HTTP_METHODS)
+            return json_reply(405, {"message": "Method Not Allowed", "requestId": request_id},
+                              [("Allow", allow), *cors])
         if found is None:
-            return json_reply(404, {"message": "not found"}, cors)
+            return gateway_reply(gateway.GatewayError(gateway.MISSING_AUTHENTICATION_TOKEN), request_id, cors)
         entry, params = found
         route = entry.methods.get(method)
-        allow = ",".join([*sorted(entry.methods), "OPTIONS"])
+        if route is None and method == "OPTIONS" and self.cfg.get("api.cors_allowed_origins"):
+            allow = ",".join([*sorted(entry.methods), "OPTIONS"])
+            return json_reply(200, {"requestId": request_id}, [*cors, ("Access-Control-Allow-Methods", allow),
+                                                               ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
+                                                               ("Access-Control-Max-Age", "600")])
+        invoke_as = method
+        if route is None and method == "HEAD" and "GET" in entry.methods:
+            route, invoke_as = entry.methods["GET"], "GET"  # the GET answer; the front drops the body
         if route is None:
-            if method == "OPTIONS":
-                return Reply(204, [*cors, ("Access-Control-Allow-Methods", allow),
-                                   ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
-                                   ("Access-Control-Max-Age", "600")], b"")
-            return json_reply(405, {"message": "method not allowed"}, [("Allow", allow), *cors])
-        event = self.event(route, method, path, query, headers, body, params, source_ip)
-        reply = self.invoke(route.function, event)
+            return gateway_reply(gateway.GatewayError(gateway.MISSING_AUTHENTICATION_TOKEN), request_id, cors)
+        op = self.operations.get((route.path, route.method))
+        if op is not None:
+            try:
+                gateway.check_parameters(op, params, _query_lists(query), lower)
+                gateway.check_body(op, lower.get("content-type"), body)
+            except gateway.GatewayError as exc:
+                return gateway_reply(exc, request_id, cors)
+        event = self.event(route, invoke_as, path, query, headers, body, params, source_ip, request_id)
+        reply = self.invoke(route.function, event, request_id)
         reply.function = route.function
         return reply
 
-    def invoke(self, fn: str, event: dict) -> Reply:
+    def wsgi(self, environ: dict, start_response) -> list[bytes]:
+        """The WSGI application the front serves: read the body, answer, never raise for a bad request."""
+        from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+        from werkzeug.wrappers import Request
+
+        from deployctl.local import gateway
+
+        request_id = str(uuid.uuid4())
+        request = Request(environ)
+        request.max_content_length = MAX_REQUEST_BYTES
+        raw_length = environ.get("CONTENT_LENGTH")
+        encodings = [e.strip().lower() for e in environ.get("HTTP_TRANSFER_ENCODING", "").split(",") if e.strip()]
+        reply = None
+        if encodings and encodings != ["chunked"]:
+            reply = json_reply(501, {"message": "unsupported Transfer-Encoding", "requestId": request_id})
+        elif raw_length is not None and not encodings and not raw_length.strip().isdigit():
+            reply = json_reply(400, {"message": "invalid Content-Length", "requestId": request_id})
+        else:
+            try:
+                body = request.get_data(cache=False)
+            except RequestEntityTooLarge:
+                reply = gateway_reply(gateway.GatewayError(gateway.REQUEST_TOO_LARGE), request_id)
+            except ClientDisconnected as exc:  # werkzeug wraps every read error in this
+                cause = exc.__context__
+                if isinstance(cause, TimeoutError):
+                    raise TimeoutError("client stalled mid-body") from None
+                if cause is None or isinstance(cause, ConnectionError):
+                    raise ConnectionAbortedError("client closed the connection mid-body") from None
+                reply = json_reply(400, {"message": "malformed request body", "requestId": request_id})
+            except (ConnectionError, TimeoutError):
+                raise
+            except (OSError, ValueError):  # e.g. a malformed chunk
+                reply = json_reply(400, {"message": "malformed request body", "requestId": request_id})
+        if reply is not None:
+            reply.close = True  # the rest of the body was not read: the connection cannot be reused
+            reply.headers.append(("x-amzn-RequestId", request_id))
+        else:
+            target = environ.get("deployctl.raw_uri") or environ.get("RAW_URI") or "/"
+            headers = [(k, v) for k, v in request.headers.items()]
+            reply = self.handle(environ["REQUEST_METHOD"].upper(), target, headers, body,
+                                environ.get("REMOTE_ADDR", "127.0.0.1"), request_id)
+        if reply.close:
+            environ["deployctl.close"] = True
+        environ["deployctl.function"] = reply.function
+        start_response(f"{reply.status} {_status_phrase(reply.status)}", reply.headers)
+        return [reply.body]
+
+    def invoke(self, fn: str, event: dict, request_id: str = "") -> Reply:
         handler = self._handlers.get(fn) or self._import(fn)
         hook = self.before_invoke.get(fn)
         if hook is not None:
@@ -424,13 +516,29 @@ class LocalApp:
                 import traceback
 
                 traceback.print_exception(exc, file=sys.stderr)
-                return json_reply(502, {"message": "Internal server error"})
-        return proxy_result(result)
+                return json_reply(502, {"message": "Internal server error", "requestId": request_id})
+        return proxy_result(result, request_id)
 
 
-def proxy_result(result: Any) -> Reply:
+def _query_lists(query: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def _status_phrase(code: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def proxy_result(result: Any, request_id: str = "") -> Reply:
     """Turn a Lambda proxy result into an HTTP reply (502 if malformed, like API Gateway)."""
-    bad = json_reply(502, {"message": "Internal server error"})
+    bad = json_reply(502, {"message": "Internal server error", "requestId": request_id})
     if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
         print("local: malformed Lambda proxy response (statusCode missing)", file=sys.stderr)
         return bad
@@ -450,94 +558,6 @@ def proxy_result(result: Any) -> Reply:
     except ValueError:
         return bad
     return Reply(result["statusCode"], headers, data)
-
-
-# -- the HTTP front ----------------------------------------------------------------
-
-
-class _Front(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "deployctl-local"
-    sys_version = ""
-    app: LocalApp
-    on_request: Callable[[str, str, int, float, str], None] | None = None
-
-    def log_message(self, format, *args):  # noqa: A002 - silence the default access log
-        pass
-
-    def _serve(self) -> None:
-        started = time.perf_counter()
-        method = self.command.upper()
-        try:
-            body = self._read_body()
-        except _BodyError as exc:
-            reply = json_reply(exc.status, {"message": exc.message})
-            self.close_connection = True
-        else:
-            try:
-                reply = self.app.handle(method, self.path, list(self.headers.items()), body, self.client_address[0])
-            except Exception as exc:  # noqa: BLE001 - keep serving; the traceback goes to the log
-                import traceback
-
-                traceback.print_exception(exc, file=sys.stderr)
-                reply = json_reply(502, {"message": "Internal server error"})
-        self._write(reply, head=method == "HEAD")
-        if self.on_request is not None:
-            self.on_request(method, self.path.partition("?")[0], reply.status,
-                            (time.perf_counter() - started) * 1000, reply.function)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            return b""
-        if not raw.strip().isdigit():
-            raise _BodyError(400, "invalid Content-Length")
-        length = int(raw)
-        if length > MAX_REQUEST_BYTES:
-            raise _BodyError(413, "request body too large")
-        return self.rfile.read(length)
-
-    def _read_chunked(self) -> bytes:
-        data = bytearray()
-        while True:
-            line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(line, 16)
-            except ValueError:
-                raise _BodyError(400, "invalid chunked body") from None
-            if size == 0:
-                while self.rfile.readline(1024).strip():
-                    pass
-                return bytes(data)
-            if len(data) + size > MAX_REQUEST_BYTES:
-                raise _BodyError(413, "request body too large")
-            data += self.rfile.read(size)
-            self.rfile.readline(8)
-
-    def _write(self, reply: Reply, head: bool = False) -> None:
-        self.send_response(reply.status)
-        for k, v in reply.headers:
-            if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(reply.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if reply.body and not head and reply.status not in (204, 304):
-            self.wfile.write(reply.body)
-
-
-for _m in HTTP_METHODS:
-    setattr(_Front, f"do_{_m}", _Front._serve)
-
-
-class _BodyError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class _Stop(Exception):
@@ -563,25 +583,30 @@ class LocalServer:
     """Backend + handlers + HTTP front. ``start`` returns once it is serving."""
 
     def __init__(self, cfg: EnvConfig, host: str = "127.0.0.1", port: int = 3000,
-                 on_request: Callable[[str, str, int, float, str], None] | None = None):
+                 on_request: Callable[[str, str, int, float, str], None] | None = None,
+                 log: Callable[[str], None] | None = None, client_timeout_s: float = CLIENT_TIMEOUT_S):
         self.cfg = cfg
         self.host = host
         self.port = port
         self.on_request = on_request
+        self.log = log or _log_stderr
+        self.client_timeout_s = client_timeout_s
         self.backend = Backend(cfg)
         self.app: LocalApp | None = None
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd = None
 
     def start(self) -> ServerInfo:
         started = time.perf_counter()
         app = LocalApp(self.cfg)  # reads and checks the routes first: fail before starting anything
-        front = type("Front", (_Front,), {"app": app, "on_request": staticmethod(self.on_request) if self.on_request else None})
+        from deployctl.local import front
+
         try:
-            self.httpd = ThreadingHTTPServer((self.host, self.port), front)
+            sock = front.listen(self.host, self.port)
         except OSError as exc:
             raise OperationFailed(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
                                   hint="pick another --port (0 = any free port)") from None
-        self.httpd.daemon_threads = True
+        self.httpd = front.Server(sock, app.wsgi, timeout=self.client_timeout_s, log=self.log,
+                                  on_request=self.on_request)
         try:
             endpoint = self.backend.start()
             _point_aws_at(endpoint, self.cfg.region)
@@ -608,18 +633,22 @@ class LocalServer:
         )
 
     def serve_forever(self) -> None:
-        """Serve until Ctrl-C or SIGTERM, then shut everything down."""
+        """Serve until SIGINT (Ctrl-C) or SIGTERM, then shut everything down.
+
+        SIGINT's handler is installed explicitly: a shell starts background jobs
+        (``deployctl local &``) with SIGINT ignored, and Python keeps it ignored."""
         assert self.httpd is not None
-        previous = None
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _raise_stop)
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_stop)
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_stop)
         try:
             self.httpd.serve_forever(poll_interval=0.2)
         except (KeyboardInterrupt, _Stop):
             pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.close()
 
     def close(self) -> None:
@@ -627,6 +656,10 @@ class LocalServer:
             self.httpd.server_close()
             self.httpd = None
         self.backend.stop()
+
+
+def _log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _raise_stop(_signum, _frame) -> None:
