@@ -79,7 +79,27 @@ def test_aws_access_is_oidc_only(wf):
             continue
         assert job["permissions"]["id-token"] == "write", name
         for s in creds:
-            assert s["with"]["role-to-assume"].startswith("${{ vars."), name
+            assert re.match(r"\$\{\{ vars(\.|\[)", s["with"]["role-to-assume"]), name
+
+
+def test_oidc_subjects_match_the_ci_identity_roles(wf):
+    """The plan job runs outside any GitHub environment (subject repo:R:pull_request, the plan role's);
+    the apply job inside the env's environment (subject repo:R:environment:ENV, the apply role's)."""
+    plan, apply = wf["jobs"]["plan"], wf["jobs"]["apply"]
+    assert "environment" not in plan
+    include = plan["strategy"]["matrix"]["include"]
+    assert {row["env"]: row["plan_role"] for row in include} == {
+        "dev": "PLAN_ROLE_ARN_DEV",
+        "prod": "PLAN_ROLE_ARN_PROD",
+    }
+    (plan_creds,) = [s for s in steps(plan) if str(s.get("uses", "")).startswith("aws-actions/")]
+    assert plan_creds["with"]["role-to-assume"] == "${{ vars[matrix.plan_role] }}"
+    (apply_creds,) = [s for s in steps(apply) if str(s.get("uses", "")).startswith("aws-actions/")]
+    assert apply_creds["with"]["role-to-assume"] == "${{ vars.APPLY_ROLE_ARN }}"
+    assert apply["environment"] == "${{ matrix.env }}"
+    root = (Path(__file__).resolve().parents[1] / "terraform/envs/dev/main.tf").read_text()
+    assert 'plan_subjects        = ["pull_request"]' in root
+    assert 'apply_subjects       = ["environment:${var.environment}"]' in root
 
 
 def test_apply_uses_exactly_the_uploaded_bundle(wf):
