@@ -272,8 +272,8 @@ def test_rendered_trust_policies_and_validation_with_real_terraform(tmp_path):
     (work / "tests" / "trust.tftest.hcl").write_text(TFTEST)
     rc = tmp_path / "terraformrc"
     rc.write_text(
-        'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n'
-        '    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n' % PLUGIN_MIRROR
+        f'provider_installation {{\n  filesystem_mirror {{\n    path    = "{PLUGIN_MIRROR}"\n'
+        '    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n'
     )
     env = {**os.environ, "TF_CLI_CONFIG_FILE": str(rc), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
     init = subprocess.run([terraform, "init", "-backend=false", "-input=false", "-no-color"], cwd=work, env=env,
