@@ -166,9 +166,11 @@ def test_changed_config_refuses_apply_and_ctrl_c_consumes_the_plan(project, reco
 def test_prod_needs_yes_and_foundation_plans_are_targeted(project, recorder, monkeypatch):
     monkeypatch.setattr("sys.stdin", open(os.devnull))  # not a terminal
     plan_ok(project, "--env", "prod", "--foundation")
-    assert {"-target=module.kms", "-target=module.artifact_bucket"} <= set(recorder.terraform("plan")[0])
+    assert {"-target=module.kms", "-target=module.artifact_bucket", "-target=module.ci_identity"} <= set(
+        recorder.terraform("plan")[0]
+    )
     meta = json.loads((bundle_dir(project, "prod") / "bundle.json").read_text())
-    assert meta["foundation"] and meta["targets"] == ["module.kms", "module.artifact_bucket"]
+    assert meta["foundation"] and meta["targets"] == ["module.kms", "module.artifact_bucket", "module.ci_identity"]
 
     run = run_cli(project, "apply", "--env", "prod")
     assert run.code == 4 and "needs confirmation" in run.err and "--yes" in run.err

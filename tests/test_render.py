@@ -31,7 +31,10 @@ def test_render_writes_valid_tfvars_with_manifest_and_derived_values(project):
     data = json.loads(path.read_text())
     assert set(data) == {"environment", *render.SECTIONS}
     assert data["environment"] == "dev"
-    assert "tools" not in data and "state" not in data
+    assert "tools" not in data
+    # state is rendered derived (the CI roles are granted exactly that bucket and key)
+    assert data["state"] == {"bucket": "fixture-tfstate-123456789012-eu-west-1", "key": "fixture/dev/terraform.tfstate"}
+    assert data["ci"] == {}  # absent: no CI roles
     assert data["logs"] == {"retention_days": 3}  # env.toml overrides defaults.toml
     assert data["artifacts"]["bucket"] == "fixture-dev-artifacts-123456789012"  # derived
     hello = data["functions"]["hello"]

@@ -25,6 +25,7 @@ ENV_IDS = [p.name for p in ENVS]
 EXPECTED_MODULES = {
     "app_config",
     "artifact_bucket",
+    "ci_identity",
     "dynamodb_table",
     "kms",
     "lambda_function",
@@ -39,12 +40,14 @@ ROOT_VARIABLES = {
     "app",
     "artifacts",
     "aws",
+    "ci",
     "environment",
     "functions",
     "lambda",
     "logs",
     "parameters",
     "protection",
+    "state",
     "tables",
 }
 
@@ -732,7 +735,7 @@ def test_root_variable_types_accept_every_rendered_key(env):
 def test_root_optional_defaults_mirror_defaults_toml():
     defaults = tomllib.loads((TF / "envs" / "defaults.toml").read_text())
     cfg = load(ENVS[0])
-    for section in ("app", "aws", "artifacts", "protection", "logs", "lambda", "api", "alarms"):
+    for section in ("app", "aws", "artifacts", "protection", "logs", "lambda", "api", "alarms", "ci"):
         attrs = object_attributes(cfg.variables[section]["type"])
         assert set(attrs) == set(defaults[section]), f"{section}: attributes differ from defaults.toml"
         for key, value in defaults[section].items():

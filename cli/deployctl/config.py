@@ -156,6 +156,20 @@ SCHEMA = Table(
                 "key": Str(),
             }
         ),
+        "ci": Table(
+            {
+                # the one GitHub repository whose workflows get the OIDC plan/apply roles; "" = no CI roles
+                "github_repository": Str(
+                    pattern=r"([A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100})?",
+                    expected_text='"owner/name" of a GitHub repository, or "" (no CI roles)',
+                ),
+                # reuse the account's token.actions.githubusercontent.com provider; "" = create it
+                "oidc_provider_arn": Str(
+                    pattern=r"(arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com)?",
+                    expected_text='"" or arn:aws:iam::<account>:oidc-provider/token.actions.githubusercontent.com',
+                ),
+            }
+        ),
         "artifacts": Table(
             {
                 "bucket": Str(),  # "" = derived: "<app>-<env>-artifacts-<account_id>"

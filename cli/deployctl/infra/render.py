@@ -24,12 +24,14 @@ BACKEND_FILE = "backend.hcl"
 TEMPLATES = Path(__file__).parent / "templates"
 
 # The env config sections passed to Terraform, with the same key names (the
-# CLI-only sections `tools` and `state` are not rendered).
-SECTIONS = ("app", "aws", "artifacts", "protection", "logs", "lambda", "layers", "functions", "tables", "parameters",
-            "api", "alarms")
+# CLI-only section `tools` is not rendered; `state` is rendered derived, for the CI roles' grants).
+SECTIONS = (
+    "app", "aws", "artifacts", "protection", "logs", "lambda", "layers", "functions", "tables", "parameters", "api",
+    "alarms", "ci", "state",
+)
 # Sections the schema does not require; an absent one renders as {} (the
 # roots' optional() defaults apply).
-OPTIONAL_SECTIONS = ("artifacts", "protection", "logs", "lambda", "layers", "parameters", "api", "alarms")
+OPTIONAL_SECTIONS = ("artifacts", "protection", "logs", "lambda", "layers", "parameters", "api", "alarms", "ci", "state")
 ARTIFACT_FIELDS = ("s3_bucket", "s3_key", "s3_object_version")
 # a layer version is replaced only when its content changes: source_code_hash is the zip's base64 SHA-256
 LAYER_ARTIFACT_FIELDS = (*ARTIFACT_FIELDS, "source_code_hash")
@@ -164,6 +166,7 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
     # derived values are rendered already derived
     ctx["artifacts"] = {**ctx["artifacts"], "bucket": cfg.artifact_bucket()}
     ctx["aws"] = {**ctx["aws"], "account_id": cfg.account_id}
+    ctx["state"] = {"bucket": cfg.state_bucket(), "key": cfg.state_key()}
 
     entries = manifest.get("functions") or {}
     missing: list[str] = []

@@ -57,6 +57,26 @@ module "artifact_bucket" {
   noncurrent_version_days = var.artifacts.noncurrent_version_days
 }
 
+# GitHub Actions OIDC plan/apply roles for one repository ([ci] github_repository; "" = none).
+# Part of the foundation: applied by a person, never by the apply role (it cannot change them).
+module "ci_identity" {
+  source = "../../modules/ci_identity"
+  count  = var.ci.github_repository == "" ? 0 : 1
+
+  account_id           = var.aws.account_id
+  apply_subjects       = ["environment:${var.environment}"]
+  artifact_bucket_name = local.artifact_bucket
+  kms_key_arn          = module.kms.key_arn
+  name                 = local.prefix
+  oidc_provider_arn    = var.ci.oidc_provider_arn
+  parameter_prefix     = local.parameter_prefix
+  plan_subjects        = ["pull_request"]
+  region               = var.aws.region
+  repository           = var.ci.github_repository
+  state_bucket         = var.state.bucket
+  state_key            = var.state.key
+}
+
 # ---- data and configuration -----------------------------------------------------
 
 module "tables" {

@@ -13,6 +13,21 @@ output "artifact_bucket" {
   value       = module.artifact_bucket.name
 }
 
+output "ci_apply_role_arn" {
+  description = "ARN of the GitHub Actions apply role (the workflow's APPLY_ROLE_ARN); \"\" without [ci] github_repository."
+  value       = length(module.ci_identity) > 0 ? module.ci_identity[0].apply_role_arn : ""
+}
+
+output "ci_oidc_provider_arn" {
+  description = "ARN of the GitHub Actions OIDC provider; \"\" without [ci] github_repository."
+  value       = length(module.ci_identity) > 0 ? module.ci_identity[0].oidc_provider_arn : ""
+}
+
+output "ci_plan_role_arn" {
+  description = "ARN of the GitHub Actions read-only plan role (the workflow's PLAN_ROLE_ARN); \"\" without [ci] github_repository."
+  value       = length(module.ci_identity) > 0 ? module.ci_identity[0].plan_role_arn : ""
+}
+
 output "dashboard_url" {
   description = "Console URL of the CloudWatch dashboard."
   value       = module.monitoring.dashboard_url

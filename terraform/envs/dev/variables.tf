@@ -111,6 +111,20 @@ variable "aws" {
   }
 }
 
+variable "ci" {
+  description = "GitHub Actions OIDC roles: the one repository (owner/name) allowed to assume them (\"\" = none) and an existing provider to reuse."
+  type = object({
+    github_repository = optional(string, "")
+    oidc_provider_arn = optional(string, "")
+  })
+  default = {}
+
+  validation {
+    condition     = var.ci.github_repository == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$", var.ci.github_repository))
+    error_message = "ci.github_repository must be \"owner/name\" or \"\"."
+  }
+}
+
 variable "environment" {
   description = "Environment name: the env directory, the stage name and the second segment of every name."
   type        = string
@@ -253,6 +267,14 @@ variable "protection" {
     condition     = var.environment != "prod" || (var.protection.deletion_protection && var.protection.kms_deletion_window_days == 30)
     error_message = "prod needs protection.deletion_protection = true and the full 30-day KMS deletion window."
   }
+}
+
+variable "state" {
+  description = "The env's Terraform state bucket and key (rendered derived by deployctl; the CI roles are granted exactly these)."
+  type = object({
+    bucket = string
+    key    = string
+  })
 }
 
 variable "tables" {
