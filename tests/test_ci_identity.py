@@ -99,7 +99,7 @@ def test_grants_have_no_wildcard_actions_and_name_scoped_resources():
             for res in resources:
                 if res == "*":
                     # only actions without resource-level permissions (or before the ARN exists)
-                    assert sid in {"AutoScaling", "KeyCreate", "KeyList", "ParametersList"}, (role, sid)
+                    assert sid in {"AutoScaling", "AutoScalingRead", "KeyCreate", "KeyList", "ParametersList"}, (role, sid)
     # roles the apply role may create are the env's own, and it may pass them only to its services
     assert grants()["roles"] == "${local.arn}:iam::${local.account}:role/${var.name}-*"
     passed = grants()["apply_grants"]["PassRoles"]["condition"]["StringEquals"]["iam:PassedToService"]
@@ -168,7 +168,11 @@ def test_real_account_doc_lists_exactly_the_module_grants(role):
 # ---- the real terraform: rendered trust policies and input validation --------------------
 
 TFTEST = """
-mock_provider "aws" {}
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+}
 
 variables {
   account_id           = "123456789012"

@@ -35,7 +35,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MOTO_ACCOUNT = "123456789012"  # moto's default account id (docs/emulators.md)
+MOTO_ACCOUNT = "123456789012"
+CI_REPOSITORY = "example-org/deployctl-demo"  # moto's default account id (docs/emulators.md)
 REGION = "eu-west-1"
 MIN_TERRAFORM = (1, 10)
 CALL_TIMEOUT_S = float(os.environ.get("DEPLOYCTL_E2E_CALL_TIMEOUT_S", "600"))
@@ -190,6 +191,7 @@ def copy_project(dest: Path) -> Path:
     text, n = re.subn(r'(?m)^account_id\s*=\s*"\d*".*$', f'account_id = "{MOTO_ACCOUNT}"\ns3_use_path_style = true',
                       text)
     assert n == 1, "terraform/envs/dev/env.toml must set aws.account_id"
+    text += f'\n[ci]\ngithub_repository = "{CI_REPOSITORY}"\n'  # the CI roles are part of the foundation
     env_toml.write_text(text, encoding="utf-8")
     return dest
 

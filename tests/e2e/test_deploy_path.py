@@ -17,6 +17,8 @@ import pytest
 
 from deployctl.config import load_env
 
+from .conftest import CI_REPOSITORY
+
 pytestmark = pytest.mark.e2e
 
 STATE: dict = {}
@@ -53,7 +55,7 @@ def test_foundation_plan_and_apply(deployctl):
     assert res.result["foundation"] is True and res.result["gates"]["plan"]["passed"]
     created = {c["address"] for c in res.result["summary"]["changes"] if c["action"] == "create"}
     assert {"module.kms.aws_kms_key.this", "module.artifact_bucket.aws_s3_bucket.this"} <= created
-    assert all(a.startswith(("module.kms.", "module.artifact_bucket.")) for a in created)
+    assert all(a.startswith(("module.kms.", "module.artifact_bucket.", "module.ci_identity")) for a in created)
     # reached through a host name (localhost): path-style S3 in the backend, the provider and boto3
     backend = (deployctl.root / "terraform/envs/dev/backend.hcl").read_text(encoding="utf-8")
     assert "use_path_style = true" in backend
@@ -184,8 +186,32 @@ def test_aws_holds_what_the_modules_declare(deployctl):
     alarms = {a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix=f"{cfg.app}-{cfg.name}-",
                                                          MaxRecords=100)["MetricAlarms"]}
     assert alarms == plan_alarms and len(alarms) >= 10
+    _check_ci_roles(deployctl, cfg, out)
     dashboard = json.loads(cw.get_dashboard(DashboardName=f"{cfg.app}-{cfg.name}")["DashboardBody"])
     assert dashboard["widgets"]
+
+
+def _check_ci_roles(deployctl, cfg, out) -> None:
+    """The GitHub OIDC roles: trust scoped to one repository, audience sts, plan for PRs, apply for the env."""
+    iam = deployctl.client("iam")
+    providers = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    assert out["ci_oidc_provider_arn"] in providers and providers[0].endswith("token.actions.githubusercontent.com")
+    expected = {"plan": f"repo:{CI_REPOSITORY}:pull_request", "apply": f"repo:{CI_REPOSITORY}:environment:{cfg.name}"}
+    for kind, subject in expected.items():
+        arn = out[f"ci_{kind}_role_arn"]
+        role = iam.get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]
+        doc = role["AssumeRolePolicyDocument"]
+        doc = json.loads(doc) if isinstance(doc, str) else doc
+        (statement,) = doc["Statement"]
+        assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert statement["Principal"]["Federated"] == out["ci_oidc_provider_arn"]
+        cond = statement["Condition"]
+        assert set(cond) == {"StringEquals"}, cond  # no wildcard subject
+        assert cond["StringEquals"]["token.actions.githubusercontent.com:aud"] in ("sts.amazonaws.com", ["sts.amazonaws.com"])
+        sub = cond["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        subs = sub if isinstance(sub, list) else [sub]
+        assert subject in subs and all(x.startswith(f"repo:{CI_REPOSITORY}:") for x in subs), (kind, subs)
+        assert not any(x.endswith(":pull_request") for x in subs) if kind == "apply" else True
 
 
 def _resources(deployctl) -> list[dict]:

@@ -3,7 +3,7 @@
 # scoped to the env's name prefix (var.name) wherever the service supports resource ARNs.
 
 locals {
-  arn     = "arn:aws"
+  arn     = "arn:${data.aws_partition.current.partition}"
   account = var.account_id
   region  = var.region
 
@@ -49,10 +49,15 @@ locals {
     AutoScaling = {
       actions = [
         "application-autoscaling:DeleteScalingPolicy", "application-autoscaling:DeregisterScalableTarget",
-        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
         "application-autoscaling:ListTagsForResource", "application-autoscaling:PutScalingPolicy",
         "application-autoscaling:RegisterScalableTarget", "application-autoscaling:TagResource",
         "application-autoscaling:UntagResource",
+      ]
+      resources = ["${local.arn}:application-autoscaling:${local.region}:${local.account}:scalable-target/*"]
+    }
+    AutoScalingRead = {
+      actions = [
+        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
       ]
       resources = ["*"]
     }

@@ -1,3 +1,5 @@
+data "aws_partition" "current" {}
+
 # GitHub Actions OpenID Connect: a provider (one per account, or reused) and two roles
 # trusted by exactly one repository. The grants themselves are data in grants.tf.
 
