@@ -114,8 +114,8 @@ _HANDLER_RUN = textwrap.dedent("""
     action = sys.argv[2]
     if action == "first-page":
         for i in range(3):
-            status, _ = call("POST", "/users", {"name": f"user {i}", "email": f"user{i}@example.com"})
-            assert status == 201, status
+            status, body = call("POST", "/users", {"name": f"user {i}", "email": f"user{i}@example.com"})
+            assert status == 201, (status, body)
         status, body = call("GET", "/users", query={"limit": "1"})
         print(json.dumps({"status": status, "body": body}))
     else:

@@ -221,9 +221,12 @@ locals {
       resources = local.rest_apis
     }
     AutoScaling = {
+      actions   = ["application-autoscaling:ListTagsForResource"]
+      resources = ["${local.arn}:application-autoscaling:${local.region}:${local.account}:scalable-target/*"]
+    }
+    AutoScalingRead = {
       actions = [
         "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
-        "application-autoscaling:ListTagsForResource",
       ]
       resources = ["*"]
     }
