@@ -94,11 +94,11 @@ def client(service: str, region: str | None = None, **config: Any) -> Any:
         return _session().client(service, region_name=region, config=Config(**settings))
 
 
-def s3_client(cfg: Any) -> Any:
+def s3_client(cfg: Any, **config: Any) -> Any:
     """The S3 client for an env: path-style addressing when ``aws.s3_use_path_style`` says so
     (an emulator behind a host name), like the rendered backend and provider."""
     style = {"s3": {"addressing_style": "path"}} if cfg.get("aws.s3_use_path_style") else {}
-    return client("s3", cfg.region, **style)
+    return client("s3", cfg.region, **style, **config)
 
 
 _LOCK = threading.Lock()

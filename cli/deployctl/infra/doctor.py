@@ -162,7 +162,7 @@ def _placeholders_everywhere(root: Path) -> Check | None:
 def _bucket(name: str, bucket: str, cfg: EnvConfig, fix: str) -> Check:
     from deployctl import aws
 
-    s3 = aws.client("s3", cfg.region, **_PROBE)
+    s3 = aws.s3_client(cfg, **_PROBE)
     try:
         with aws.errors(f"HeadBucket {bucket}"):
             s3.head_bucket(Bucket=bucket)
@@ -201,6 +201,12 @@ def _kms_alias(cfg: EnvConfig, fix: str) -> Check:
     return Check("kms-key", True, True, detail=f"{alias} -> {key.get('KeyId')}")
 
 
+def foundation_checks(cfg: EnvConfig) -> list[Check]:
+    """The foundation step's resources: the env's KMS key (by alias) and its artifact bucket."""
+    fix = f"run deployctl plan --env {cfg.name} --foundation && deployctl apply --env {cfg.name}"
+    return [_kms_alias(cfg, fix), _bucket("artifact-bucket", cfg.artifact_bucket(), cfg, fix)]
+
+
 def _env_resources(cfg: EnvConfig, identity_ok: bool) -> list[Check]:
     from deployctl.infra.terraform import backend_type, uses_aws
 
@@ -213,9 +219,7 @@ def _env_resources(cfg: EnvConfig, identity_ok: bool) -> list[Check]:
     else:
         checks.append(_skip("state-bucket", "the env root declares no s3 backend"))
     if uses_aws(cfg.env_dir):
-        fix = f"run deployctl plan --env {cfg.name} --foundation && deployctl apply --env {cfg.name}"
-        checks.append(_kms_alias(cfg, fix))
-        checks.append(_bucket("artifact-bucket", cfg.artifact_bucket(), cfg, fix))
+        checks += foundation_checks(cfg)
     else:
         checks += [_skip(n, "the env root uses no AWS provider") for n in names[1:]]
     return checks

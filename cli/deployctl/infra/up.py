@@ -27,10 +27,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-from deployctl import naming
 from deployctl.config import EnvConfig, Settings
 from deployctl.infra import bootstrap as bootstrap_mod
-from deployctl.infra import pipeline
+from deployctl.infra import doctor, pipeline
 from deployctl.infra import plan as plan_mod
 from deployctl.ui import UI
 
@@ -48,26 +47,15 @@ class Step:
         return {"step": self.name, "status": self.status, "detail": self.detail, **self.data}
 
 
-def foundation_present(cfg: EnvConfig) -> dict:
-    """Whether the KMS key (its alias) and the artifact bucket exist in the env's account."""
-    from deployctl import aws
+def foundation_present(cfg: EnvConfig) -> bool:
+    """Whether the KMS key (its alias) and the artifact bucket exist: doctor's own probes.
 
-    found = {"kms_alias": False, "artifact_bucket": False}
-    kms = aws.client("kms", cfg.region)
-    try:
-        kms.describe_key(KeyId=f"alias/{naming.kms_alias(cfg)}")
-        found["kms_alias"] = True
-    except Exception as exc:  # noqa: BLE001 - NotFound means absent; anything else surfaces in the plan
-        if aws.error_code(exc) not in {"NotFoundException"}:
-            raise aws.translate(exc, "kms describe-key") from None
-    s3 = aws.s3_client(cfg)
-    try:
-        s3.head_bucket(Bucket=cfg.artifact_bucket())
-        found["artifact_bucket"] = True
-    except Exception as exc:  # noqa: BLE001
-        if aws.error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
-            raise aws.translate(exc, "s3 head-bucket") from None
-    return found
+    A probe that cannot tell (an AWS error other than "not found") surfaces as that error."""
+    checks = doctor.foundation_checks(cfg)
+    for check in checks:
+        if not check.ok and check.cause is not None:
+            raise check.cause
+    return all(check.ok for check in checks)
 
 
 def _plan_and_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool) -> Step:
@@ -126,8 +114,7 @@ def run_up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
                       {"bucket": bucket["bucket"]}))
 
     ui.step("foundation (KMS key, artifact bucket)")
-    present = foundation_present(cfg)
-    if all(present.values()):
+    if foundation_present(cfg):
         steps.append(Step("foundation", "ok", "KMS key and artifact bucket exist", {"applied": False}))
     else:
         steps.append(_plan_and_apply(settings, cfg, ui, foundation=True))
