@@ -305,29 +305,39 @@ def _deps_key(cfg: EnvConfig, req: Path) -> str:
 def install_requirements(cfg: EnvConfig, req: Path, cache: Path) -> Path:
     """Install ``req`` for the Lambda platform into a cached tree; returns the tree."""
     key = _deps_key(cfg, req)
-    tree = cache / "deps" / key
+    platforms, pyver = _platform(cfg)
+    platform_args = [arg for plat in platforms for arg in ("--platform", plat)]
+    platform_args += ["--implementation", "cp", "--python-version", pyver]
+    return pip_install_tree(
+        cfg, req, cache / "deps" / key, staging_dir=_mkdir(cache / "tmp"), pip_args=platform_args, marker_text=key,
+        clean=True, failure="pip could not install the requirements",
+        hint="pin versions that publish manylinux wheels for the Lambda platform; --debug shows pip's output",
+    )
+
+
+def pip_install_tree(cfg: EnvConfig, req: Path, tree: Path, *, staging_dir: Path, pip_args: list[str],
+                     marker_text: str, clean: bool, failure: str, hint: str) -> Path:
+    """``pip install --target`` of ``req`` (binary wheels only, no bytecode) into ``tree``, atomically.
+
+    Built in a staging dir beside the cache and moved into place with its ``.complete`` marker;
+    a tree that already has the marker is reused (and a concurrent build that wins the race is
+    as good as ours).
+    """
     if (tree / ".complete").is_file():
         return tree
-    platforms, pyver = _platform(cfg)
-    staging = Path(tempfile.mkdtemp(prefix="deps-", dir=_mkdir(cache / "tmp")))
+    staging = Path(tempfile.mkdtemp(prefix="deps-", dir=staging_dir))
     try:
         target = staging / "t"
-        argv = [sys.executable, "-m", "pip", "install", "--requirement", str(req), "--target", str(target)]
-        for plat in platforms:
-            argv += ["--platform", plat]
-        argv += ["--implementation", "cp", "--python-version", pyver, "--only-binary=:all:", "--no-compile",
-                 "--disable-pip-version-check", "--no-input", "--quiet"]
+        argv = [sys.executable, "-m", "pip", "install", "--requirement", str(req), "--target", str(target), *pip_args,
+                "--only-binary=:all:", "--no-compile", "--disable-pip-version-check", "--no-input", "--quiet"]
         result = runner.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1", "PIP_NO_COMPILE": "1"})
         if not result.ok:
             last = next((ln for ln in reversed(result.stderr.splitlines()) if ln.strip()), "no output")
-            raise OperationFailed(
-                f"pip could not install the requirements: {last.strip()}",
-                where=str(req.relative_to(cfg.root)),
-                hint="pin versions that publish manylinux wheels for the Lambda platform; --debug shows pip's output",
-            )
+            raise OperationFailed(f"{failure}: {last.strip()}", where=str(req.relative_to(cfg.root)), hint=hint)
         target.mkdir(exist_ok=True)
-        _clean_tree(target)
-        (target / ".complete").write_text(key + "\n")
+        if clean:
+            _clean_tree(target)
+        (target / ".complete").write_text(marker_text + "\n")
         tree.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(target, tree)

@@ -168,43 +168,11 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
     ctx["aws"] = {**ctx["aws"], "account_id": cfg.account_id}
     ctx["state"] = {"bucket": cfg.state_bucket(), "key": cfg.state_key()}
 
-    entries = manifest.get("functions") or {}
-    missing: list[str] = []
-    for name, fn in ctx["functions"].items():
-        art = entries.get(name)
-        if not art:
-            missing.append(name)
-            fn.update({k: "" for k in ARTIFACT_FIELDS})
-            continue
-        try:
-            fn["s3_bucket"] = str(art["bucket"])
-            fn["s3_key"] = str(art["key"])
-            fn["s3_object_version"] = str(art.get("version_id") or "")
-        except KeyError as exc:
-            raise ConfigError(
-                f"artifact manifest entry '{name}' has no {exc.args[0]!r}",
-                where=str(cfg.env_dir / "artifacts.json"),
-                hint=f"re-run deployctl publish-lambda --env {cfg.name}",
-            ) from None
-    layer_entries = manifest.get("layers") or {}
-    missing_layers: list[str] = []
-    for name, layer in ctx["layers"].items():
+    missing = _fill_artifacts(cfg, ctx["functions"], manifest.get("functions") or {}, ARTIFACT_FIELDS, "")
+    for layer in ctx["layers"].values():
         layer.pop("requirements", None)  # a build input, not a Terraform one
-        art = layer_entries.get(name)
-        if not art:
-            missing_layers.append(name)
-            layer.update({k: "" for k in LAYER_ARTIFACT_FIELDS})
-            continue
-        try:
-            layer.update({"s3_bucket": str(art["bucket"]), "s3_key": str(art["key"]),
-                          "s3_object_version": str(art.get("version_id") or ""),
-                          "source_code_hash": str(art["code_sha256"])})
-        except KeyError as exc:
-            raise ConfigError(
-                f"artifact manifest entry of layer '{name}' has no {exc.args[0]!r}",
-                where=str(cfg.env_dir / "artifacts.json"),
-                hint=f"re-run deployctl publish-lambda --env {cfg.name}",
-            ) from None
+    missing_layers = _fill_artifacts(cfg, ctx["layers"], manifest.get("layers") or {}, LAYER_ARTIFACT_FIELDS,
+                                     "of layer ")
     if missing_layers and not allow_missing_artifacts:
         raise ConfigError(
             f"no published artifact for layer(s) {', '.join(sorted(missing_layers))}",
@@ -228,6 +196,31 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
             param.pop(key, None)
     ctx["lambda_"] = ctx.pop("lambda")
     return ctx, sorted(missing), omitted
+
+
+def _fill_artifacts(cfg: EnvConfig, items: dict, entries: dict, fields: tuple[str, ...], kind: str) -> list[str]:
+    """Set each item's S3 location (and a layer's source_code_hash) from its manifest entry.
+
+    Items without an entry get "" in every field and are returned (missing artifacts)."""
+    missing: list[str] = []
+    for name, item in items.items():
+        art = entries.get(name)
+        if not art:
+            missing.append(name)
+            item.update(dict.fromkeys(fields, ""))
+            continue
+        try:
+            item.update({"s3_bucket": str(art["bucket"]), "s3_key": str(art["key"]),
+                         "s3_object_version": str(art.get("version_id") or "")})
+            if "source_code_hash" in fields:
+                item["source_code_hash"] = str(art["code_sha256"])
+        except KeyError as exc:
+            raise ConfigError(
+                f"artifact manifest entry {kind}'{name}' has no {exc.args[0]!r}",
+                where=str(cfg.env_dir / "artifacts.json"),
+                hint=f"re-run deployctl publish-lambda --env {cfg.name}",
+            ) from None
+    return missing
 
 
 def backend_context(cfg: EnvConfig) -> dict:

@@ -15,20 +15,13 @@ order the function lists them.
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from deployctl import runner
 from deployctl.artifacts import layers as layer_build
 from deployctl.artifacts import packaging
 from deployctl.config import EnvConfig
-from deployctl.errors import OperationFailed
-
-MARKER = ".complete"
 
 
 def _local_key(req: Path) -> str:
@@ -43,34 +36,13 @@ def install_local(cfg: EnvConfig, name: str) -> Path:
     """Install layer ``name`` for this interpreter (cached); returns the directory to put on sys.path."""
     req = layer_build.requirements_path(cfg, name)
     cache = packaging.cache_dir(cfg) / layer_build.CACHE_SUBDIR
-    tree = cache / f"local-{_local_key(req)[:32]}"
-    if (tree / MARKER).is_file():
-        return tree
     cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".local-", dir=cache))
-    try:
-        target = staging / "t"
-        argv = [sys.executable, "-m", "pip", "install", "--requirement", str(req), "--target", str(target),
-                "--only-binary=:all:", "--no-compile", "--disable-pip-version-check", "--no-input", "--quiet"]
-        result = runner.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1", "PIP_NO_COMPILE": "1"})
-        if not result.ok:
-            last = next((ln for ln in reversed(result.stderr.splitlines()) if ln.strip()), "no output")
-            raise OperationFailed(
-                f"pip could not install layer '{name}' for deployctl local: {last.strip()}",
-                where=str(req.relative_to(cfg.root)),
-                hint="the first run needs the package index (later runs use .deployctl/cache/layers); "
-                     "--debug shows pip's output",
-            )
-        target.mkdir(exist_ok=True)
-        (target / MARKER).write_text(name + "\n")
-        try:
-            os.replace(target, tree)
-        except OSError:
-            if not (tree / MARKER).is_file():  # lost a race with another run: theirs is as good
-                raise
-        return tree
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return packaging.pip_install_tree(
+        cfg, req, cache / f"local-{_local_key(req)[:32]}", staging_dir=cache, pip_args=[], marker_text=name,
+        clean=False, failure=f"pip could not install layer '{name}' for deployctl local",
+        hint="the first run needs the package index (later runs use .deployctl/cache/layers); "
+             "--debug shows pip's output",
+    )
 
 
 def layer_paths(cfg: EnvConfig) -> list[Path]:
