@@ -33,8 +33,7 @@ from pathlib import Path
 from deployctl.errors import ConfigError
 
 SOURCE_DIR = "lambda_src"
-HINT_LINK = (f"replace the link with the file itself, or point it inside {SOURCE_DIR}/ "
-             f"(packaging never reads outside {SOURCE_DIR}/)")
+HINT_LINK = f"replace the link with the file itself or point it inside {SOURCE_DIR}/: packaging reads nothing outside it"
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -57,7 +56,7 @@ class SourceTree:
         self.dir = Path(src)
         if self.dir.is_symlink():
             raise ConfigError(f"{SOURCE_DIR} is a symlink to {os.path.realpath(self.dir)}", where=str(self.dir),
-                              hint=f"make {SOURCE_DIR}/ a real directory (packaging never reads outside it)")
+                              hint=f"make {SOURCE_DIR}/ a real directory: packaging reads nothing outside it")
         self.real = Path(os.path.realpath(self.dir))
         self._files: dict[Path, SourceFile] = {}
 
