@@ -49,8 +49,12 @@ from deployctl.artifacts.deps import install_requirements, pip_install_tree, rea
 from deployctl.artifacts.srctree import SOURCE_DIR, SourceTree
 from deployctl.artifacts.zipbuild import (
     COMPRESS_LEVEL,
+    DEFAULT_EPOCH,
     EXCLUDED_DIRS,
+    EXCLUDED_FILES,
+    EXCLUDED_SUFFIXES,
     FORMAT_VERSION,
+    PLATFORMS,
     Artifact,
     Entry,
     cache_dir,
@@ -71,7 +75,8 @@ from deployctl.fsutil import atomic_write
 # Public names. The shared machinery lives in zipbuild (writer, Artifact, Entry, cache), deps (pip) and
 # srctree (the lambda_src guard); the names re-exported here keep working for existing callers.
 __all__ = [
-    "COMPRESS_LEVEL", "FORMAT_VERSION", "REQUIREMENTS_DIR", "SOURCE_DIR",
+    "COMPRESS_LEVEL", "DEFAULT_EPOCH", "EXCLUDED_DIRS", "EXCLUDED_FILES", "EXCLUDED_SUFFIXES", "FORMAT_VERSION",
+    "PLATFORMS", "REQUIREMENTS_DIR", "SOURCE_DIR",
     "Artifact", "Build", "Entry", "Scan",
     "build", "cache_dir", "check_functions", "default_output_dir", "digest_file", "input_hash",
     "install_requirements", "package", "pip_install_tree", "requirements_file", "select_sources",
