@@ -35,7 +35,7 @@ def read_requirements(cfg: EnvConfig, req: Path, *, key: str | None = None, tree
     pinned requirements and --hash options)."""
     tree = tree or SourceTree(cfg.root / SOURCE_DIR)
     data = tree.read(req, key=key).data
-    check_requirements(data, key or tree.rel(req))
+    check_requirements(data, key or tree.rel(req), tree.rel(req) if key else None)
     return data
 
 

@@ -6,6 +6,10 @@ A layer's zip holds its requirements installed by pip (through
 ``--implementation cp``, ``--only-binary=:all:``, ``--no-compile``) under the
 ``python/`` prefix, which Lambda unpacks to ``/opt/python`` (on the import path).
 
+The requirements file is read through the lambda_src guard
+(:mod:`deployctl.artifacts.srctree`): it and every link on its path must resolve inside
+``lambda_src/``, and it may hold only pinned requirements and ``--hash`` options.
+
 Reproducible like the function zips (the same writer: sorted entries, fixed
 timestamps, normalised modes, fixed deflate level); install metadata that
 embeds paths or machine state is dropped or normalised (``bin/``,

@@ -173,7 +173,7 @@ def _logical_lines(text: str):
         yield first, "".join(pending)
 
 
-def check_requirements(data: bytes, where: str) -> None:
+def check_requirements(data: bytes, where: str, name: str | None = None) -> None:
     """Refuse a requirements file line that would make pip read a file, fetch a location or expand
     a variable: only ``name[extras]<specifiers> ; <markers>`` and ``--hash`` options pass."""
     try:
@@ -190,19 +190,19 @@ def check_requirements(data: bytes, where: str) -> None:
             args.append(tokens.pop(0))
         spec, _, marker = " ".join(args).partition(";")
         if not args or not _REQUIREMENT.fullmatch(re.sub(r"\s+", "", spec)) or not _MARKER.fullmatch(marker):
-            _refuse(line, number, where)
+            _refuse(line, number, where, name)
         while tokens:
             option = tokens.pop(0)
             if option == "--hash" and tokens and _HASH_VALUE.fullmatch(tokens[0]):
                 tokens.pop(0)
             elif not (option.startswith("--hash=") and _HASH_VALUE.fullmatch(option.removeprefix("--hash="))):
-                _refuse(line, number, where)
+                _refuse(line, number, where, name)
 
 
-def _refuse(line: str, number: int, where: str) -> None:
+def _refuse(line: str, number: int, where: str, name: str | None) -> None:
     shown = line if len(line) <= 80 else line[:77] + "..."
     raise ConfigError(
-        f"line {number}: only pinned requirements and --hash options are allowed, found {shown!r}",
+        f"{name + ' ' if name else ''}line {number}: only pinned requirements and --hash options are allowed, found {shown!r}",
         where=where,
         hint="no -r/-c, index or find-links options, paths or URLs: pip must read nothing the file does not pin "
              "(configure indexes in pip's own config or PIP_INDEX_URL)")
