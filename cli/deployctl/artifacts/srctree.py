@@ -204,5 +204,5 @@ def _refuse(line: str, number: int, where: str, name: str | None) -> None:
     raise ConfigError(
         f"{name + ' ' if name else ''}line {number}: only pinned requirements and --hash options are allowed, found {shown!r}",
         where=where,
-        hint="no -r/-c, index or find-links options, paths or URLs: pip must read nothing the file does not pin "
-             "(configure indexes in pip's own config or PIP_INDEX_URL)")
+        hint="no -r/-c, index or find-links options, paths, URLs or ${VARS}, so pip reads nothing the file does "
+             "not pin; set indexes in pip's own config or PIP_INDEX_URL")
