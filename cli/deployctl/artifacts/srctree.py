@@ -87,8 +87,7 @@ class SourceTree:
         return real
 
     def _outside(self, link: Path, target: Path, key: str | None) -> ConfigError:
-        what = f"{self.rel(link)} is a symlink to {target}, outside {SOURCE_DIR}/"
-        return ConfigError(what, where=key, hint=HINT_LINK) if key else ConfigError(what, hint=HINT_LINK)
+        return ConfigError(f"{self.rel(link)} is a symlink to {target}, outside {SOURCE_DIR}/", where=key, hint=HINT_LINK)
 
     def read(self, path: Path, *, key: str | None = None) -> SourceFile:
         """The checked bytes of ``path`` (read once; later calls return the same bytes)."""
@@ -129,7 +128,7 @@ class SourceTree:
             if st.st_nlink > 1:
                 raise ConfigError(
                     f"{self.rel(path)} has {st.st_nlink} hard links (one may be a file outside {SOURCE_DIR}/)",
-                    where=key, hint="replace it with a copy: cp --remove-destination FILE FILE.tmp && mv FILE.tmp FILE")
+                    where=key, hint="make it a file of its own: cp FILE FILE.new && mv FILE.new FILE")
             data = fh.read()
         return SourceFile(data=data, executable=bool(st.st_mode & 0o100))
 
