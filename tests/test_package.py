@@ -357,3 +357,42 @@ def test_real_lambda_src_packages_and_imports(tmp_path):
         assert handler_file in listing
         assert not any("__pycache__" in n or n.endswith(".pyc") or "/tests/" in n for n in listing)
         assert_importable(art.path, cfg.functions[art.function]["handler"], tmp_path / "imp")
+
+
+# -- structure ---------------------------------------------------------------------------------
+
+
+def test_artifact_modules_import_one_way():
+    """No import circle inside deployctl.artifacts, not even through a lazy import in a function:
+    packaging -> layers -> deps -> srctree/zipbuild (the shared zip writer has a module of its own)."""
+    import ast
+
+    pkg = ROOT / "cli/deployctl/artifacts"
+    graph: dict[str, set[str]] = {}
+    for path in pkg.glob("*.py"):
+        name = f"deployctl.artifacts.{path.stem}"
+        edges = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            edges.update(t for t in targets if t.startswith("deployctl.artifacts.") and (pkg / f"{t.rsplit('.', 1)[1]}.py").is_file())
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    return [*trail, nxt]
+                if nxt not in trail:
+                    stack.append((nxt, [*trail, nxt]))
+        return None
+
+    circles = [c for c in map(cycle_from, sorted(graph)) if c]
+    assert circles == [], circles
+    assert "deployctl.artifacts.packaging" not in graph["deployctl.artifacts.layers"]
+    assert not graph["deployctl.artifacts.zipbuild"], "the shared writer imports no other artifact module"

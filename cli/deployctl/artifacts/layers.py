@@ -6,6 +6,10 @@ A layer's zip holds its requirements installed by pip (through
 ``--implementation cp``, ``--only-binary=:all:``, ``--no-compile``) under the
 ``python/`` prefix, which Lambda unpacks to ``/opt/python`` (on the import path).
 
+The requirements file is read through the lambda_src guard
+(:mod:`deployctl.artifacts.srctree`): it and every link on its path must resolve inside
+``lambda_src/``, and it may hold only pinned requirements and ``--hash`` options.
+
 Reproducible like the function zips (the same writer: sorted entries, fixed
 timestamps, normalised modes, fixed deflate level); install metadata that
 embeds paths or machine state is dropped or normalised (``bin/``,
@@ -25,8 +29,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from deployctl.artifacts import packaging
-from deployctl.artifacts.packaging import Artifact, Entry
+from deployctl.artifacts import zipbuild
+from deployctl.artifacts.deps import install_requirements, read_requirements, tree_entries
+from deployctl.artifacts.srctree import SOURCE_DIR, SourceTree
+from deployctl.artifacts.zipbuild import Artifact, Entry
 from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError
 from deployctl.fsutil import atomic_write
@@ -36,15 +42,26 @@ PREFIX = "python"  # Lambda puts /opt/python on sys.path for Python runtimes
 CACHE_SUBDIR = "layers"
 
 
-def requirements_path(cfg: EnvConfig, name: str) -> Path:
-    """The layer's requirements file (``[layers.<name>].requirements`` under lambda_src/)."""
+def requirements_path(cfg: EnvConfig, name: str, tree: SourceTree | None = None) -> Path:
+    """The layer's requirements file (``[layers.<name>].requirements`` under lambda_src/), checked:
+    it and every link on its way resolve inside lambda_src/."""
     rel = cfg.layers[name]["requirements"]
-    path = packaging.source_dir(cfg) / rel
+    tree = tree or SourceTree(cfg.root / SOURCE_DIR)
+    path = tree.dir / rel
+    dotted = f"layers.{name}.requirements"
+    tree.resolve(path, key=f"{cfg.where(dotted)}: key '{dotted}'")
     if not path.is_file():
-        dotted = f"layers.{name}.requirements"
-        raise ConfigError(f"key '{dotted}': file {packaging.SOURCE_DIR}/{rel} does not exist",
+        raise ConfigError(f"key '{dotted}': file {SOURCE_DIR}/{rel} does not exist",
                           where=cfg.where(dotted), hint="create it (pinned versions) or fix the path")
     return path
+
+
+def read_checked(cfg: EnvConfig, name: str, tree: SourceTree | None = None) -> bytes:
+    """The layer's requirements, read once through the lambda_src guard and checked line by line."""
+    tree = tree or SourceTree(cfg.root / SOURCE_DIR)
+    dotted = f"layers.{name}.requirements"
+    return read_requirements(cfg, requirements_path(cfg, name, tree), tree=tree,
+                             key=f"{cfg.where(dotted)}: key '{dotted}'")
 
 
 def used_by(cfg: EnvConfig, functions: Sequence[str]) -> list[str]:
@@ -53,14 +70,14 @@ def used_by(cfg: EnvConfig, functions: Sequence[str]) -> list[str]:
     return [n for n in cfg.layers if n in wanted]
 
 
-def input_hash(cfg: EnvConfig, req: Path, epoch: int) -> str:
-    platforms, pyver = packaging._platform(cfg)
+def input_hash(cfg: EnvConfig, req: Path, epoch: int, data: bytes | None = None) -> str:
+    platforms, pyver = zipbuild.platform(cfg)
     h = hashlib.sha256()
-    settings = {"recipe": RECIPE_VERSION, "format": packaging.FORMAT_VERSION, "level": packaging.COMPRESS_LEVEL,
+    settings = {"recipe": RECIPE_VERSION, "format": zipbuild.FORMAT_VERSION, "level": zipbuild.COMPRESS_LEVEL,
                 "epoch": epoch, "platforms": platforms, "python": pyver, "prefix": PREFIX,
-                "zlib": packaging._zlib_version()}
+                "zlib": zipbuild.zlib_version()}
     h.update(json.dumps(settings, sort_keys=True).encode() + b"\n")
-    h.update(hashlib.sha256(req.read_bytes()).hexdigest().encode() + b"\n")
+    h.update(hashlib.sha256(req.read_bytes() if data is None else data).hexdigest().encode() + b"\n")
     return h.hexdigest()
 
 
@@ -69,28 +86,30 @@ def provided(entries: Sequence[Entry]) -> list[str]:
     return sorted({e.arcname.split("/", 2)[1] for e in entries if e.arcname.count("/") >= 1})
 
 
-def build_layer(cfg: EnvConfig, name: str, out: Path, cache: Path, epoch: int) -> Artifact:
-    """Build (or take from the cache) the zip of layer ``name``; ``out/layers/<name>.zip``."""
-    req = requirements_path(cfg, name)
-    key = input_hash(cfg, req, epoch)
+def build_layer(cfg: EnvConfig, name: str, out: Path, cache: Path, epoch: int, *, req: bytes | None = None) -> Artifact:
+    """Build (or take from the cache) the zip of layer ``name``; ``out/layers/<name>.zip``.
+    ``req``: the requirements' bytes already read by :func:`read_checked` (else read here)."""
+    path = requirements_path(cfg, name)
+    data = read_checked(cfg, name) if req is None else req
+    key = input_hash(cfg, path, epoch, data)
     cached_zip = cache / CACHE_SUBDIR / f"{key}.zip"
     meta_path = cached_zip.with_suffix(".json")
-    meta = packaging._read_meta(meta_path)
-    cached = bool(meta and "provides" in meta and cached_zip.is_file() and cached_zip.stat().st_size == meta["size"])
+    meta = zipbuild.read_meta(meta_path)
+    cached = bool(meta and "provides" in meta and zipbuild.cached_zip_ok(cached_zip, meta))
     if not cached:
-        tree = packaging.install_requirements(cfg, req, cache)
-        entries = [Entry(f"{PREFIX}/{e.arcname}", e.source, e.executable) for e in packaging._tree_entries(tree)]
+        tree = install_requirements(cfg, path, cache, data=data)
+        entries = [Entry(f"{PREFIX}/{e.arcname}", e.source, e.executable) for e in tree_entries(tree)]
         if not entries:
-            raise ConfigError(f"layer '{name}' installs nothing", where=str(req.relative_to(cfg.root)),
+            raise ConfigError(f"layer '{name}' installs nothing", where=str(path.relative_to(cfg.root)),
                               hint="list at least one pinned requirement")
-        packaging.write_zip(entries, cached_zip, epoch)
-        sha_hex, sha_b64, size = packaging.digest_file(cached_zip)
+        zipbuild.write_zip(entries, cached_zip, epoch)
+        sha_hex, sha_b64, size = zipbuild.digest_file(cached_zip)
         meta = {"sha256": sha_hex, "code_sha256": sha_b64, "size": size, "files": len(entries),
                 "provides": provided(entries)}
         atomic_write(meta_path, json.dumps(meta, sort_keys=True))
     assert meta is not None
     dest = out / CACHE_SUBDIR / f"{name}.zip"
-    packaging._place(cached_zip, dest)
+    zipbuild.place(cached_zip, dest)
     return Artifact(function=name, path=dest, sha256=meta["sha256"], code_sha256=meta["code_sha256"],
                     size=meta["size"], files=meta["files"], input_hash=key, cached=cached, kind="layer",
                     provides=list(meta["provides"]))
