@@ -178,8 +178,9 @@ SCHEMA = Table(
                 "bucket": Str(pattern=f"({BUCKET})?", expected_text='an S3 bucket name (3-63, lowercase) or ""'),
                 # "" = derived: "<app>/<env>/terraform.tfstate". An S3 key is at most 1024 bytes and the
                 # lock file adds ".tflock"; no control characters (S3 cannot list them in XML, and
-                # they have no place in backend.hcl); no leading "/" or "//" (a path Terraform's
-                # s3 backend refuses)
+                # they have no place in backend.hcl); no leading or trailing "/" and no "//" (Terraform's
+                # s3 backend refuses them: "The value must not start or end with "/"", "Value must not
+                # contain "//"", seen with terraform 1.11 init); deployctl.limits checks the UTF-8 bytes
                 "key": Str(pattern=r"([^/](/?[^/])*)?", max_len=1017,
                            expected_text='an S3 object key (no leading or trailing "/", no "//") or ""'),
             }

@@ -230,6 +230,12 @@ def _check_buckets(cfg: EnvConfig) -> None:
                    "'-access-logs')") if explicit else \
                 "set artifacts.bucket to a shorter name (the derived one is too long), or shorten app.name"
             _fail(cfg, key, f"the {what} {name!r} {problem}", fix)
+    # S3 object keys are at most 1024 bytes of UTF-8 (S3 User Guide, "Naming Amazon S3 objects");
+    # Terraform's lock file is the state key plus ".tflock"
+    state_key = cfg.state_key() + ".tflock"
+    if len(state_key.encode()) > 1024:
+        _fail(cfg, "state.key" if cfg.get("state.key") else "app.name",
+              f"the state lock key is {len(state_key.encode())} bytes; S3 keys hold at most 1024", "shorten state.key")
     state = cfg.state_bucket()
     problem = bucket_problem(state)
     if problem:

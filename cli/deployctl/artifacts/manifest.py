@@ -83,11 +83,13 @@ def load_manifest(cfg: EnvConfig) -> dict[str, Any]:
         raise ConfigError(f"cannot read the artifact manifest: {exc.strerror or exc}", where=str(path),
                           hint="check the file's permissions") from None
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_NonFinite)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not valid JSON: {exc}", where=str(path), hint=FIX) from None
-    except ValueError as exc:  # NaN / Infinity: not JSON, and never written by publish-lambda
-        raise ConfigError(f"not valid JSON: {exc}", where=str(path), hint=FIX) from None
+    bad = _find_non_finite(data, "")
+    if bad is not None:  # NaN / Infinity: Python's json reads them, JSON and Terraform do not
+        raise ConfigError(f"key '{bad[0]}': expected a JSON value, found {bad[1]} (not a JSON number)",
+                          where=str(path), hint=FIX)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or not isinstance(data.get("functions"), dict):
         raise ConfigError(f"not an artifact manifest of schema {SCHEMA_VERSION}", where=str(path), hint=FIX)
     if data.get("env") != cfg.name:
@@ -105,8 +107,20 @@ def load_manifest(cfg: EnvConfig) -> dict[str, Any]:
     return data
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+class _NonFinite(str):
+    """What json.loads makes of NaN, Infinity and -Infinity here (reported with its key)."""
+
+
+def _find_non_finite(node: Any, dotted: str) -> tuple[str, str] | None:
+    if isinstance(node, _NonFinite):
+        return dotted, str(node)
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        found = _find_non_finite(child, f"{dotted}[{key}]" if isinstance(key, int) else
+                                 f"{dotted}.{key}" if dotted else str(key))
+        if found:
+            return found
+    return None
 
 
 def _check_entry(path: Path, section: str, name: str, entry: dict[str, Any]) -> None:
