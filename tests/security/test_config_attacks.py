@@ -57,10 +57,12 @@ def refused(root: Path, file: str, key: str, *more: str, args: tuple[str, ...] =
     assert run.returncode == 2, (run.returncode, run.stderr)
     assert len(lines) == 1, run.stderr
     line = lines[0]
-    assert line.startswith(f"error: {root / file}: "), line
-    assert f"'{key}'" in line, line
+    prefix = f"error: {root / file}: "
+    assert line.startswith(prefix), line
+    message = line[len(prefix):]  # (the tmp path holds the test's name: match the message only)
+    assert f"'{key}'" in message, line
     for text in more:
-        assert text in line, line
+        assert text in message, line
     assert snapshot(root) == before, "render wrote or changed a file"
     env_dir = root / "terraform/envs" / env
     assert not (env_dir / "deployctl.auto.tfvars.json").exists() and not (env_dir / "backend.hcl").exists()
@@ -72,7 +74,12 @@ def refused(root: Path, file: str, key: str, *more: str, args: tuple[str, ...] =
 
 @pytest.mark.parametrize("literal", ["nan", "inf", "-inf", "+nan"])
 def test_non_finite_number_in_env_toml_names_the_file_and_key(project, literal):
-    append(project, ENV_TOML, f"[api]\nthrottle_rate_limit = {literal}")
+    append(project, ENV_TOML, f"[alarms]\napi_p99_latency_ms = {literal}")  # a number with no upper bound
+    refused(project, ENV_TOML, "alarms.api_p99_latency_ms", "finite")
+
+
+def test_non_finite_number_with_bounds_says_why(project):
+    append(project, ENV_TOML, "[api]\nthrottle_rate_limit = nan")  # nan compares false with both bounds
     refused(project, ENV_TOML, "api.throttle_rate_limit", "finite")
 
 
@@ -121,7 +128,7 @@ def test_tables_whose_statement_ids_collide_are_refused(project):
     assert "tables.a-b" in line
 
 
-def test_function_and_table_alarms_stay_distinct_but_a_dlq_collision_is_caught(project):
+def test_distinct_functions_whose_names_nest_still_render(project):
     # function "x-dlq" has the queue "<prefix>-x-dlq-dlq"; "x" has "<prefix>-x-dlq": distinct, so render passes
     append(project, DEFAULTS, '[functions.x]\nhandler = "hello.handler"\n[functions.x-dlq]\nhandler = "hello.handler"')
     run = deployctl(project, "render", "--env", "dev", "--foundation")
