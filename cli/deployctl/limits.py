@@ -18,6 +18,7 @@ at plan time. Where the two differ, the stricter one is used.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -85,8 +86,9 @@ ACCESS_LOGS_SUFFIX = "-access-logs"
 
 # Lambda environment: keys [a-zA-Z]([a-zA-Z0-9_])+, "the total size of all environment variables
 # doesn't exceed 4 KB" (Lambda developer guide, "Working with Lambda environment variables"; the
-# API's Environment.Variables). Lambda refuses the reserved keys it sets itself (same guide,
-# "Defined runtime environment variables").
+# API's Environment.Variables). Lambda measures the variables as one JSON object (its error quotes
+# the "String measured"), so the compact JSON's UTF-8 bytes are counted here. Lambda refuses the
+# reserved keys it sets itself (same guide, "Defined runtime environment variables").
 LAMBDA_ENV_MAX_BYTES = 4096
 LAMBDA_RESERVED_ENV = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -250,7 +252,7 @@ def _check_environment(cfg: EnvConfig, function: str) -> None:
         if var in LAMBDA_RESERVED_ENV or var.startswith("AWS_LAMBDA_"):
             _fail(cfg, f"{key}.{var}", f"{var} is a variable Lambda reserves and sets itself", f"remove {var}")
     env = naming.function_environment(cfg, function)
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+    size = len(json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode())
     if size > LAMBDA_ENV_MAX_BYTES:
         _fail(cfg, key if own else f"functions.{function}",
               f"the function's environment variables (with the ones deployctl sets) are {size} bytes; "

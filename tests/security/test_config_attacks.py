@@ -310,3 +310,24 @@ def test_tag_value_with_characters_aws_refuses_is_refused(project):
 def test_ssm_parameter_name_with_empty_level_is_refused(project):
     append(project, DEFAULTS, '[parameters."a//b"]\nvalue = "x"')
     refused(project, DEFAULTS, "parameters.a//b")
+
+
+@pytest.mark.parametrize(("length", "code"), [(64, 0), (65, 2)])
+def test_function_name_limit_is_exactly_awss(project, length, code):
+    name = "h" * (length - len("fixture-dev-"))
+    append(project, DEFAULTS, f'[functions.{name}]\nhandler = "hello.handler"')
+    if code:
+        refused(project, DEFAULTS, f"functions.{name}", f"{length} characters", args=("--foundation",))
+    else:
+        run = deployctl(project, "render", "--env", "dev", "--foundation")
+        assert run.returncode == 0, run.stderr
+
+
+def test_environment_folder_name_aws_refuses_is_refused(project):
+    env_dir = project / "terraform/envs/Dev_Eu"
+    env_dir.mkdir()
+    (env_dir / "env.toml").write_text((project / ENV_TOML).read_text())
+    before = snapshot(project)
+    run = deployctl(project, "render", "--env", "Dev_Eu")
+    assert run.returncode == 2 and run.stderr.startswith(f"error: {env_dir}: environment name 'Dev_Eu'"), run.stderr
+    assert snapshot(project) == before
