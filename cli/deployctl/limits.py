@@ -194,6 +194,39 @@ def check(cfg: EnvConfig) -> None:
     _check_buckets(cfg)
     for f in cfg.functions:
         _check_environment(cfg, f)
+    _check_other_envs(cfg)
+
+
+def _names(cfg: EnvConfig) -> dict[tuple[str, str], str]:
+    """(namespace, name) -> the dotted key that makes it, for every unique-per-account name of ``cfg``."""
+    out = {(rule.namespace, name): "app.name" for rule, name, _ in fixed_names(cfg) if rule.namespace}
+    out.update({(rule.namespace, name): key for key, rule, name in generated(cfg) if rule.namespace})
+    return {k: v for k, v in out.items() if k[0] != IAM_SID.namespace}  # statement ids are per policy
+
+
+def _check_other_envs(cfg: EnvConfig) -> None:
+    """Envs share an account's namespaces when one env's name continues the other's after a hyphen
+    (``dev`` and ``dev-eu``): ``<app>-dev`` + function ``eu-x`` is ``<app>-dev-eu`` + ``x``. Refuse a
+    name the other env makes too (that env's own config errors are left to its own render)."""
+    from deployctl.config import known_envs, load_env
+
+    if cfg.name == "defaults":
+        return
+    related = [e for e in known_envs(cfg.root)
+               if e != cfg.name and (e.startswith(cfg.name + "-") or cfg.name.startswith(e + "-"))]
+    if not related:
+        return
+    mine = _names(cfg)
+    for env in related:
+        try:
+            other = _names(load_env(env, cfg.root))
+        except ConfigError:
+            continue
+        for (namespace, name), key in sorted(mine.items()):
+            if (namespace, name) in other:
+                _fail(cfg, key, f"{name!r} is also a name env '{env}' makes (from its '{other[(namespace, name)]}')",
+                      f"rename {key.rpartition('.')[2]!r} or one of the environments: envs whose names continue "
+                      "each other after a hyphen share a name space")
 
 
 def _check_parameter(cfg: EnvConfig, key: str, name: str) -> None:

@@ -331,3 +331,16 @@ def test_environment_folder_name_aws_refuses_is_refused(project):
     run = deployctl(project, "render", "--env", "Dev_Eu")
     assert run.returncode == 2 and run.stderr.startswith(f"error: {env_dir}: environment name 'Dev_Eu'"), run.stderr
     assert snapshot(project) == before
+
+
+def test_a_name_another_env_makes_too_is_refused(project):
+    # <app>-dev + function "eu-x" == <app>-dev-eu + function "x": one account, one role name, two envs
+    env_dir = project / "terraform/envs/dev-eu"
+    env_dir.mkdir()
+    (env_dir / "env.toml").write_text((project / ENV_TOML).read_text())
+    (env_dir / "artifacts.json").write_text((project / MANIFEST).read_text().replace('"env": "dev"', '"env": "dev-eu"'))
+    append(project, DEFAULTS, '[functions.x]\nhandler = "hello.handler"')
+    append(project, ENV_TOML, '[functions.eu-x]\nhandler = "hello.handler"')
+    refused(project, ENV_TOML, "functions.eu-x", "fixture-dev-eu-x", "dev-eu", args=("--foundation",))
+    run = deployctl(project, "render", "--env", "dev-eu", "--foundation")  # the other side sees it too
+    assert run.returncode == 2 and "fixture-dev-eu-x" in run.stderr and "'dev'" in run.stderr, run.stderr
