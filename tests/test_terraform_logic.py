@@ -322,7 +322,7 @@ def test_terraform_names_and_environment_equal_deployctl_naming(env, tmp_path):
     functions = {name: {**fn_defaults, **fn} for name, fn in tfvars["functions"].items()}
     functions["users"]["environment"] = {"FEATURE_FLAG": "on"}  # the per-function map wins, as in naming
     cfg.data["functions"]["users"]["environment"] = {"FEATURE_FLAG": "on"}
-    inputs = {k: tfvars[k] for k in ("app", "aws", "artifacts", "lambda", "api", "environment")}
+    inputs = {k: tfvars[k] for k in ("app", "aws", "artifacts", "lambda", "api", "environment", "tables")}
     inputs["functions"] = functions
     out = evaluate(
         tmp_path / env,
@@ -335,9 +335,11 @@ def test_terraform_names_and_environment_equal_deployctl_naming(env, tmp_path):
             "bucket": "local.artifact_bucket",
             "kms_alias": "local.kms_alias_name",
             "business": "local.business_metrics",
+            "sids": "local.table_sid_suffix",
         },
     )
     assert out["prefix"] == cfg.prefix
+    assert out["sids"] == {t: naming.table_sid_suffix(t) for t in cfg.tables}
     assert out["params"] == naming.parameter_prefix(cfg)
     assert out["bucket"] == cfg.artifact_bucket()
     assert "alias/" + out["kms_alias"] == naming.kms_alias(cfg)
@@ -352,3 +354,21 @@ def test_terraform_names_and_environment_equal_deployctl_naming(env, tmp_path):
         assert out["env"][name]["POWERTOOLS_METRICS_NAMESPACE"] == out["business"]["namespace"]
         assert out["env"][name]["POWERTOOLS_SERVICE_NAME"] == out["business"]["dimensions"]["service"]
     assert "PARAMETER_PREFIX" not in out["env"]["get-items"]
+
+
+def test_terraform_table_statement_ids_equal_deployctl_naming(tmp_path):
+    """IAM statement ids made from table names: naming.tf and deployctl.naming normalise alike, also
+    where the normalisation collides (which deployctl.limits refuses before Terraform sees it)."""
+    from deployctl import naming
+    from deployctl.config import load_env
+    from deployctl.infra import render
+
+    cfg = load_env("dev", ROOT)
+    _, tfvars, _, _ = render.render_tfvars_text(cfg, {"functions": {}}, allow_missing_artifacts=True)
+    inputs = {k: tfvars[k] for k in ("app", "aws", "artifacts", "lambda", "api", "environment")}
+    inputs["functions"] = {}
+    names = ["items", "user-events", "a-b", "a--b", "ab", "a-1b", "a1b", "x-y-z9", "q-"]
+    inputs["tables"] = {name: {} for name in names}
+    out = evaluate(tmp_path / "sids", TF / "envs" / "dev" / "naming.tf", inputs, {"sids": "local.table_sid_suffix"})
+    assert out["sids"] == {name: naming.table_sid_suffix(name) for name in names}
+    assert out["sids"]["a-b"] == out["sids"]["a--b"] == "AB"  # the collision limits.check refuses

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,12 +33,27 @@ ROOT_MARKER = Path("terraform") / "envs" / DEFAULTS_FILE
 
 NAME = r"[a-z][a-z0-9-]{0,30}"
 REGION = r"[a-z]{2}(-gov)?-[a-z]+-\d"
+# The environment's name (its folder under terraform/envs/): part of every resource name, the API
+# stage, the SSM prefix and the state key. deployctl.limits checks the names it makes.
+ENV_NAME = r"[a-z][a-z0-9-]{0,19}"
+# An S3 general purpose bucket name (3-63, lowercase; deployctl.limits checks the remaining rules).
+BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+# A CORS origin API Gateway puts into Access-Control-Allow-Origin: "*" or scheme://host[:port],
+# host a DNS name or a bracketed IPv6 address (no spaces, no control characters, no path).
+ORIGIN = r"\*|https?://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?"
+# Tag values (app.name, owner, cost_center land in the provider's default_tags): at most 256
+# characters of letters, digits, spaces and _ . : / = + - @ (AWS "Tag naming limits and
+# requirements"; provider validation of tag values).
+TAG_VALUE = Str(pattern=r"[\w .:/=+\-@]*", max_len=256, expected_text="a tag value (letters, digits, spaces, _.:/=+-@)")
 
 FUNCTION = Table(
     {
         # dotted Python path of the handler inside lambda_src/, e.g. "items.create_item.handler"
-        "handler": Str(pattern=r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+", expected_text="a dotted handler path like 'items.create_item.handler'"),
-        "description": Str(),
+        # Lambda's Handler is at most 128 characters (CreateFunction API reference)
+        "handler": Str(pattern=r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+", max_len=128,
+                       expected_text="a dotted handler path like 'items.create_item.handler'"),
+        # Lambda's Description is at most 256 characters (CreateFunction API reference)
+        "description": Str(max_len=256),
         "memory_mb": Int(min=128, max=10240),
         "timeout_s": Int(min=1, max=900),
         # 0 = no reservation (unreserved account concurrency)
@@ -47,8 +63,9 @@ FUNCTION = Table(
         "tables_write": ListOf(Str(pattern=NAME)),
         # whether the function reads its configuration from SSM under its prefix
         "reads_parameters": Bool(),
-        # plain, non-secret environment variables
-        "environment": MapOf(Str(), key_pattern=r"[A-Z][A-Z0-9_]*"),
+        # plain, non-secret environment variables; Lambda's keys are [a-zA-Z]([a-zA-Z0-9_])+ (two characters
+        # at least), all of them together at most 4 KB (deployctl.limits checks the total)
+        "environment": MapOf(Str(max_len=4096), key_pattern=r"[A-Z][A-Z0-9_]+"),
         # layers (names from [layers]) attached to the function, in order; at most 5
         "layers": ListOf(Str(pattern=NAME)),
     },
@@ -59,19 +76,24 @@ MAX_LAYERS = 5  # Lambda's limit of layers per function
 
 LAYER = Table(
     {
-        "description": Str(),
+        # PublishLayerVersion's Description is at most 256 characters
+        "description": Str(max_len=256),
         # pinned requirements (with --hash lines where practical), relative to lambda_src/
-        "requirements": Str(pattern=r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.txt",
+        "requirements": Str(pattern=r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.txt", max_len=1024,
                             expected_text="a path under lambda_src/ like 'layers/shared/requirements.txt'"),
     },
     required=("requirements",),
 )
 
+# A key attribute name: DynamoDB accepts 1-255 bytes for the name of a key attribute
+# (DynamoDB "Attribute names" quotas); these characters are one byte each.
+ATTRIBUTE = r"[A-Za-z_][A-Za-z0-9_.-]{0,254}"
+
 GSI = Table(
     {
-        "partition_key": Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*"),
+        "partition_key": Str(pattern=ATTRIBUTE),
         "partition_key_type": Str(choices=("S", "N", "B")),
-        "sort_key": Str(pattern=r"([A-Za-z_][A-Za-z0-9_.-]*)?"),
+        "sort_key": Str(pattern=f"({ATTRIBUTE})?"),
         "sort_key_type": Str(choices=("S", "N", "B")),
         "projection_type": Str(choices=("ALL", "KEYS_ONLY")),
     },
@@ -90,14 +112,14 @@ CAPACITY = Table(
 
 TABLE = Table(
     {
-        "partition_key": Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*"),
+        "partition_key": Str(pattern=ATTRIBUTE),
         "partition_key_type": Str(choices=("S", "N", "B")),
-        "sort_key": Str(pattern=r"([A-Za-z_][A-Za-z0-9_.-]*)?"),
+        "sort_key": Str(pattern=f"({ATTRIBUTE})?"),
         "sort_key_type": Str(choices=("S", "N", "B")),
         "billing_mode": Str(choices=("PAY_PER_REQUEST", "PROVISIONED")),
         "capacity": CAPACITY,
         "stream": Bool(),
-        "ttl_attribute": Str(pattern=r"([A-Za-z_][A-Za-z0-9_]*)?"),
+        "ttl_attribute": Str(pattern=r"([A-Za-z_][A-Za-z0-9_]{0,254})?"),
         "gsis": MapOf(GSI, key_pattern=r"[A-Za-z][A-Za-z0-9_.-]{2,254}"),
     },
     required=("partition_key",),
@@ -108,14 +130,16 @@ SECRET_GENERATORS = ("random32", "none")
 
 PARAMETER = Table(
     {
-        "description": Str(),
-        # a plain value; never put secrets here: declare "secure = true" and deployctl generates it
-        "value": Str(),
+        # SSM PutParameter Description: at most 1024 characters (API reference; provider validation)
+        "description": Str(max_len=1024),
+        # a plain value; never put secrets here: declare "secure = true" and deployctl generates it.
+        # A Standard-tier String holds at most 4 KB (PutParameter Value); newlines are allowed
+        "value": Str(max_len=4096, allow_control=True),
         "secure": Bool(),
         # secure only: "random32" (default: 32 random bytes, base64url) or "none" (set by hand)
         "generate": Str(choices=SECRET_GENERATORS),
         # secure only: what replacing the value breaks (shown by `deployctl secret rotate`)
-        "invalidates": Str(),
+        "invalidates": Str(max_len=1024),
     }
 )
 
@@ -124,8 +148,8 @@ SCHEMA = Table(
         "app": Table(
             {
                 "name": Str(pattern=r"[a-z][a-z0-9-]{1,20}", expected_text="a lowercase name of 2-21 characters"),
-                "owner": Str(),
-                "cost_center": Str(),
+                "owner": TAG_VALUE,
+                "cost_center": TAG_VALUE,
             },
             required=("name",),
         ),
@@ -151,9 +175,14 @@ SCHEMA = Table(
         "state": Table(
             {
                 # "" = derived: "<app>-tfstate-<account_id>-<region>"
-                "bucket": Str(),
-                # "" = derived: "<app>/<env>/terraform.tfstate"
-                "key": Str(),
+                "bucket": Str(pattern=f"({BUCKET})?", expected_text='an S3 bucket name (3-63, lowercase) or ""'),
+                # "" = derived: "<app>/<env>/terraform.tfstate". An S3 key is at most 1024 bytes and the
+                # lock file adds ".tflock"; no control characters (S3 cannot list them in XML, and
+                # they have no place in backend.hcl); no leading or trailing "/" and no "//" (Terraform's
+                # s3 backend refuses them: "The value must not start or end with "/"", "Value must not
+                # contain "//"", seen with terraform 1.11 init); deployctl.limits checks the UTF-8 bytes
+                "key": Str(pattern=r"([^/](/?[^/])*)?", max_len=1017,
+                           expected_text='an S3 object key (no leading or trailing "/", no "//") or ""'),
             }
         ),
         "ci": Table(
@@ -172,7 +201,8 @@ SCHEMA = Table(
         ),
         "artifacts": Table(
             {
-                "bucket": Str(),  # "" = derived: "<app>-<env>-artifacts-<account_id>"
+                # "" = derived: "<app>-<env>-artifacts-<account_id>"
+                "bucket": Str(pattern=f"({BUCKET})?", expected_text='an S3 bucket name (3-63, lowercase) or ""'),
                 "noncurrent_version_days": Int(min=1, max=3650),
             }
         ),
@@ -196,19 +226,21 @@ SCHEMA = Table(
         "functions": MapOf(FUNCTION),
         "layers": MapOf(LAYER, key_pattern=NAME),
         "tables": MapOf(TABLE),
-        "parameters": MapOf(PARAMETER, key_pattern=r"[a-z][a-z0-9_/-]*"),
+        # no "//" and no trailing "/": SSM refuses such names
+        "parameters": MapOf(PARAMETER, key_pattern=r"[a-z][a-z0-9_-]*(/[a-z0-9_-]+)*"),
         "api": Table(
             {
                 "throttle_rate_limit": Num(min=1, max=100000),
                 "throttle_burst_limit": Int(min=1, max=100000),
-                "cors_allowed_origins": ListOf(Str(pattern=r"\*|https?://[^\s/]+(:\d+)?")),
+                "cors_allowed_origins": ListOf(Str(pattern=ORIGIN, max_len=1024,
+                                                   expected_text='"*" or an origin like "https://example.com:8443"')),
                 "data_trace": Bool(),
                 "logging_level": Str(choices=("OFF", "ERROR", "INFO")),
             }
         ),
         "alarms": Table(
             {
-                "email": Str(pattern=r"([^@\s]+@[^@\s]+\.[^@\s]+)?", expected_text="an email address or \"\""),
+                "email": Str(pattern=r"([^@\s]+@[^@\s]+\.[^@\s]+)?", max_len=254, expected_text="an email address or \"\""),
                 "period_s": Int(min=60, max=86400),
                 "evaluation_periods": Int(min=1, max=100),
                 "api_5xx_threshold": Num(min=0),
@@ -389,8 +421,9 @@ class EnvConfig:
         return self.data.get("state", {}).get("key", "") or f"{self.app}/{self.name}/terraform.tfstate"
 
     def where(self, dotted: str) -> str:
-        """The file that set ``dotted`` (for error messages)."""
-        probe = dotted
+        """The file that set ``dotted`` (for error messages). A list item (``key[3]``) is
+        reported against the file that set the list: lists replace, they do not merge."""
+        probe = re.sub(r"(\[\d+\])+$", "", dotted)
         while probe:
             if probe in self.origin:
                 return str(self.origin[probe])
@@ -434,6 +467,12 @@ def load_env(name: str | None, root: Path | None = None) -> EnvConfig:
             f"unknown environment '{name}'",
             where=str(root / "terraform" / "envs"),
             hint=f"known environments: {', '.join(envs) or 'none'}",
+        )
+    if not re.fullmatch(ENV_NAME, name):
+        raise ConfigError(
+            f"environment name {name!r}: expected {ENV_NAME} (lowercase, at most 20 characters: it is part of "
+            "every resource name, the API stage and the state key)",
+            where=str(env_dir), hint="rename the folder",
         )
     defaults_path = root / "terraform" / "envs" / DEFAULTS_FILE
     env_path = root / "terraform" / "envs" / name / ENV_FILE

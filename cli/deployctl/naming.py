@@ -31,6 +31,15 @@ def table_name(cfg: EnvConfig, table: str) -> str:
     return f"{cfg.prefix}-{table}"
 
 
+def table_sid_suffix(table: str) -> str:
+    """The part of a table's IAM statement ids (``ReadTable<suffix>``, ``WriteTable<suffix>``) made
+    from its name: each hyphen-separated word capitalised, hyphens dropped (``user-events`` ->
+    ``UserEvents``). Terraform's naming.tf ``local.table_sid_suffix`` computes the same
+    (``replace(title(replace(name, "-", " ")), " ", "")``; a test runs both). Not injective
+    (``a-b`` and ``a--b`` give ``AB``): deployctl.limits refuses tables whose suffixes collide."""
+    return "".join(word[:1].upper() + word[1:] for word in table.split("-"))
+
+
 def table_env_var(table: str) -> str:
     """Environment variable carrying a table's name: ``items`` -> ``TABLE_ITEMS``."""
     return "TABLE_" + table.upper().replace("-", "_")

@@ -7,6 +7,7 @@ typo in a config file never silently falls back to a default.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ def describe(value: Any) -> str:
         return f"number {value}"
     if isinstance(value, str):
         shown = value if len(value) <= 60 else value[:57] + "..."
-        return f"string {shown!r}"
+        more = f" ({len(value)} characters)" if len(value) > 60 else ""
+        return f"string {shown!r}{more}"
     if isinstance(value, list):
         return f"a list of {len(value)}"
     if isinstance(value, dict):
@@ -45,21 +47,37 @@ class Rule:
         raise NotImplementedError
 
 
+# C0/C1 control characters (and DEL): no AWS name, description, tag or header value
+# deployctl renders needs one, and they turn log lines and backend.hcl into traps.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 @dataclass
 class Str(Rule):
     pattern: str | None = None
     choices: tuple[str, ...] | None = None
     expected_text: str | None = None
+    # bounds in characters (AWS counts most names in characters); None = no bound
+    min_len: int | None = None
+    max_len: int | None = None
+    # control characters are refused unless allowed (a name, description or tag never needs one)
+    allow_control: bool = False
 
     @property
     def expected(self) -> str:
         if self.expected_text:
-            return self.expected_text
-        if self.choices:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        if self.pattern:
-            return f"a string matching {self.pattern}"
-        return "a string"
+            text = self.expected_text
+        elif self.choices:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.pattern:
+            text = f"a string matching {self.pattern}"
+        else:
+            text = "a string"
+        if self.max_len is not None:
+            text += f" of at most {self.max_len} characters"
+        if self.min_len:
+            text += f" (at least {self.min_len})"
+        return text
 
     def check(self, key, value):
         if not isinstance(value, str):
@@ -68,6 +86,11 @@ class Str(Rule):
             raise Invalid(key, self.expected, value)
         if self.pattern and not re.fullmatch(self.pattern, value):
             raise Invalid(key, self.expected, value)
+        if (self.max_len is not None and len(value) > self.max_len) or (self.min_len and len(value) < self.min_len):
+            raise Invalid(key, self.expected, value)
+        if not self.allow_control and (m := CONTROL.search(value)):
+            raise Invalid(key, f"{self.expected} without control characters", value,
+                          found_text=f"control character {m.group()!r} at index {m.start()}")
         return value
 
 
@@ -108,6 +131,10 @@ class Num(Rule):
     def check(self, key, value):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise Invalid(key, self.expected, value)
+        # TOML's nan/inf/-inf: Terraform (and JSON) have no such numbers ("Out of range float values" later)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Invalid(key, f"{self.expected} (a finite number: nan and inf are not numbers Terraform accepts)",
+                          value, found_text=f"non-finite number {value}")
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
             raise Invalid(key, self.expected, value)
         return value
@@ -126,13 +153,16 @@ class Bool(Rule):
 class ListOf(Rule):
     item: Rule
     min_items: int = 0
+    max_items: int | None = None
 
     @property
     def expected(self) -> str:
-        return f"a list of {self.item.expected}"
+        most = f" (at most {self.max_items})" if self.max_items is not None else ""
+        return f"a list of {self.item.expected}{most}"
 
     def check(self, key, value):
-        if not isinstance(value, list) or len(value) < self.min_items:
+        if not isinstance(value, list) or len(value) < self.min_items \
+                or (self.max_items is not None and len(value) > self.max_items):
             raise Invalid(key, self.expected, value)
         return [self.item.check(f"{key}[{i}]", v) for i, v in enumerate(value)]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployctl import limits
 from deployctl.config import EnvConfig
 from deployctl.errors import ConfigError
 from deployctl.fsutil import atomic_write
@@ -96,7 +97,7 @@ def to_hcl(value: Any) -> str:
     if isinstance(value, int | float):
         return json.dumps(value, allow_nan=False)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
+        return _hcl_string(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(to_hcl(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -104,6 +105,25 @@ def to_hcl(value: Any) -> str:
     if value is None:
         return "null"
     raise ConfigError(f"value of type {type(value).__name__} cannot be written as HCL")
+
+
+# HCL's own escapes (hclsyntax spec, "Template Literals"): \n \r \t \" \\ and \uNNNN; JSON's \b
+# and \f are not among them, so every other control character is written as \uNNNN.
+_HCL_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _hcl_string(value: str) -> str:
+    """A quoted HCL string literal holding exactly ``value`` (also ``${``/``%{``, which HCL would
+    otherwise read as a template: written ``$${``/``%%{``)."""
+    out = []
+    for ch in value:
+        if ch in _HCL_ESCAPES:
+            out.append(_HCL_ESCAPES[ch])
+        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out).replace("${", "$${").replace("%{", "%%{") + '"'
 
 
 def _environment():
@@ -156,6 +176,7 @@ def load_manifest(cfg: EnvConfig) -> dict:
 
 def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: bool = False) -> tuple[dict, list[str], list[str]]:
     """The template context: (context, functions without an artifact, secure parameters whose value was dropped)."""
+    limits.check(cfg)  # AWS's limits on every generated name, and names two sources would both make
     data = copy.deepcopy(cfg.data)
     ctx: dict[str, Any] = {"environment": cfg.name}
     for section in SECTIONS:
@@ -168,11 +189,11 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
     ctx["aws"] = {**ctx["aws"], "account_id": cfg.account_id}
     ctx["state"] = {"bucket": cfg.state_bucket(), "key": cfg.state_key()}
 
-    missing = _fill_artifacts(cfg, ctx["functions"], manifest.get("functions") or {}, ARTIFACT_FIELDS, "")
+    missing = _fill_artifacts(cfg, ctx["functions"], manifest.get("functions") or {}, ARTIFACT_FIELDS, "functions")
     for layer in ctx["layers"].values():
         layer.pop("requirements", None)  # a build input, not a Terraform one
     missing_layers = _fill_artifacts(cfg, ctx["layers"], manifest.get("layers") or {}, LAYER_ARTIFACT_FIELDS,
-                                     "of layer ")
+                                     "layers")
     if missing_layers and not allow_missing_artifacts:
         raise ConfigError(
             f"no published artifact for layer(s) {', '.join(sorted(missing_layers))}",
@@ -198,10 +219,14 @@ def tfvars_context(cfg: EnvConfig, manifest: dict, *, allow_missing_artifacts: b
     return ctx, sorted(missing), omitted
 
 
-def _fill_artifacts(cfg: EnvConfig, items: dict, entries: dict, fields: tuple[str, ...], kind: str) -> list[str]:
+def _fill_artifacts(cfg: EnvConfig, items: dict, entries: dict, fields: tuple[str, ...], section: str) -> list[str]:
     """Set each item's S3 location (and a layer's source_code_hash) from its manifest entry.
 
-    Items without an entry get "" in every field and are returned (missing artifacts)."""
+    Items without an entry get "" in every field and are returned (missing artifacts). An entry
+    in another bucket than the env's artifact bucket is refused."""
+    from deployctl.artifacts.manifest import check_bucket
+
+    kind = "" if section == "functions" else "of layer "
     missing: list[str] = []
     for name, item in items.items():
         art = entries.get(name)
@@ -209,6 +234,7 @@ def _fill_artifacts(cfg: EnvConfig, items: dict, entries: dict, fields: tuple[st
             missing.append(name)
             item.update(dict.fromkeys(fields, ""))
             continue
+        check_bucket(cfg, section, name, art)
         try:
             item.update({"s3_bucket": str(art["bucket"]), "s3_key": str(art["key"]),
                          "s3_object_version": str(art.get("version_id") or "")})

@@ -15,13 +15,13 @@ locals {
   function_statements = {
     for name, fn in var.functions : name => merge(
       {
-        for table in fn.tables_read : "ReadTable${replace(title(replace(table, "-", " ")), " ", "")}" => {
+        for table in fn.tables_read : "ReadTable${local.table_sid_suffix[table]}" => {
           actions   = local.table_read_actions
           resources = module.tables[table].iam_resources
         }
       },
       {
-        for table in fn.tables_write : "WriteTable${replace(title(replace(table, "-", " ")), " ", "")}" => {
+        for table in fn.tables_write : "WriteTable${local.table_sid_suffix[table]}" => {
           actions   = local.table_write_actions
           resources = module.tables[table].iam_resources
         }

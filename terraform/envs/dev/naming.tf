@@ -19,6 +19,11 @@ locals {
     metrics    = ["ItemsCreated", "UsersCreated", "UsersDeleted"]
   }
 
+  # The part of each table's IAM statement ids (ReadTable<suffix>, WriteTable<suffix>): "user-events" ->
+  # "UserEvents". Must equal deployctl.naming.table_sid_suffix (a test keeps them in step); deployctl
+  # refuses two tables whose suffixes collide ("a-b" and "a--b").
+  table_sid_suffix = { for name in keys(var.tables) : name => replace(title(replace(name, "-", " ")), " ", "") }
+
   # Must equal deployctl.naming.function_environment (a test keeps them in step).
   function_environment = {
     for name, fn in var.functions : name => merge(
