@@ -67,7 +67,9 @@ LINGER_S = 2.0  # after a refusal: how long what the client still sends is read 
 _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 # a field line: token ":" value, the value without control characters (HTAB allowed), LF or CRLF at the end
 _FIELD_LINE = re.compile(_TCHAR + rb"+:[\t\x20-\x7e\x80-\xff]*\r?\n")
-_REQUEST_LINE = re.compile(rb"[\x20-\x7e\x80-\xff]+\r?\n")  # http.server parses it; no control characters
+# method SP target SP version, no control characters (http.server then parses it; it splits on any
+# whitespace, so a target holding e.g. \x85 or \xa0 is its "Bad request syntax")
+_REQUEST_LINE = re.compile(_TCHAR + rb"+ [\x21-\x7e\x80-\xff]+ HTTP/[0-9]\.[0-9]\r?\n")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit() also takes "²" and "٣")
 
