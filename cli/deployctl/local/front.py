@@ -368,7 +368,7 @@ class _Handler(WSGIRequestHandler):
         except OSError:
             pass
         line = (self.raw_requestline or b"")[:80].decode("latin-1").rstrip("\r\n")
-        self.server.log(f"local: {code} malformed request '{line}': {message or _phrase(code)}")  # escaped there
+        self.server.log(f"local: {code} refused ({message or _phrase(code)}): '{line}'")  # escaped there
 
     def connection_dropped(self, error: BaseException, environ=None) -> None:
         what = "timed out" if isinstance(error, TimeoutError) else f"disconnected ({type(error).__name__})"
