@@ -320,12 +320,36 @@ def test_well_formed_chunked_body_with_extensions_and_trailers_is_served_and_kep
 # -- floods and slow clients -------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+_PROC = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+DEFAULT_MAX_CONNECTIONS = 64  # deployctl local's documented default (docs/local.md)
+
+
+@_PROC
 def test_connections_over_the_cap_get_503_and_threads_stay_bounded():
-    """500 partial requests made 502 threads: now at most --max-connections are served (a thread
-    each); every further connection is answered 503 and closed by the accepting thread."""
-    cap, extra = 4, 200
-    server = start_local("--max-connections", str(cap), "--header-timeout", "60")
+    """At most --max-connections are served (a thread each); every further connection is answered
+    503 and closed by the accepting thread; once the held ones go, their slots come back."""
+    server = start_local("--max-connections", "4", "--header-timeout", "60")
+    try:
+        _flood(server, cap=4, extra=200)
+    finally:
+        assert stop_local(server) == 0
+    assert "Traceback" not in server.log()
+    server.stderr.unlink()
+
+
+@_PROC
+def test_500_partial_requests_do_not_make_500_threads_by_default():
+    """The reproduction as it was run: no option, 500 partial requests (they made 502 threads)."""
+    server = start_local()
+    try:
+        _flood(server, cap=DEFAULT_MAX_CONNECTIONS, extra=500 - DEFAULT_MAX_CONNECTIONS)
+    finally:
+        assert stop_local(server) == 0
+    assert "Traceback" not in server.log()
+    server.stderr.unlink()
+
+
+def _flood(server: LocalServer, cap: int, extra: int) -> None:
     held: list[socket.socket] = []
     refused: list[socket.socket] = []
     try:
@@ -343,8 +367,7 @@ def test_connections_over_the_cap_get_503_and_threads_stay_bounded():
         peak = max(peak, _threads(server.proc.pid))
         assert peak <= idle + cap + 2, (idle, peak)
         for data, closed in answers:
-            responses = _parse(data)
-            _assert_refused(responses, closed, 503, "over the cap")
+            _assert_refused(_parse(data), closed, 503, "over the cap")
         log = server.log()
         assert "refused with 503" in log and log.count("refused with 503") < extra
         for s in held:  # the held ones give up: their slots come back
@@ -363,9 +386,6 @@ def test_connections_over_the_cap_get_503_and_threads_stay_bounded():
     finally:
         for s in held + refused:
             s.close()
-        assert stop_local(server) == 0
-    assert "Traceback" not in server.log()
-    server.stderr.unlink()
 
 
 def _read_all(socks: list[socket.socket], wait: float = WAIT_S) -> list[tuple[bytes, bool]]:
