@@ -78,7 +78,8 @@ class Local:
             lines.append(line)
             if line.rstrip() == "}":
                 break
-        self.info = json.loads("".join(lines))
+        out = json.loads("".join(lines))
+        self.info = out.get("result", out)  # --json wraps the command's result in an envelope
         self.port = self.info["port"]
 
     def stop(self) -> None:
@@ -129,8 +130,13 @@ def throughput(port: int, target: str, total: int) -> float:
 
 def handler_durations(log: str, count: int) -> list[float]:
     """durationMs of the last ``count`` health-check request log lines (seconds)."""
-    found = [json.loads(line)["durationMs"] / 1000 for line in log.splitlines()
-             if line.startswith("{") and '"function": "health-check"' in line and '"message": "request"' in line]
+    found = []
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if record.get("function") == "health-check" and record.get("message") == "request":
+            found.append(record["durationMs"] / 1000)
     return found[-count:]
 
 

@@ -17,9 +17,13 @@ from deployctl.commands._common import common_options, env_option, settings, ui
               help="Address to bind. Anything but loopback exposes the API (no auth) to your network.")
 @click.option("--client-timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
               help="Seconds a connection may sit idle or stall mid-request before it is closed.")
+@click.option("--header-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
+              help="Seconds a request line and headers may take in all, from their first byte (then 408).")
+@click.option("--max-connections", type=click.IntRange(1, 10000), default=64, show_default=True,
+              help="Connections served at once; more are answered 503 and closed.")
 @env_option
 @common_options
-def local(port, host, client_timeout):
+def local(port, host, client_timeout, header_timeout, max_connections):
     """Serve the OpenAPI routes on localhost, invoking the real handlers.
 
     Routes come from api/openapi.json, handlers from lambda_src/ with each
@@ -49,7 +53,8 @@ def local(port, host, client_timeout):
 
     out.step(f"starting the {cfg.name} API locally (embedded DynamoDB, no AWS)")
     server = LocalServer(cfg, host=host, port=port, on_request=log_request, log=out.info,
-                         client_timeout_s=client_timeout)
+                         client_timeout_s=client_timeout, header_timeout_s=header_timeout,
+                         max_connections=max_connections)
     info = server.start()
     human = "\n".join([
         f"deployctl local: serving {cfg.app} ({cfg.name}) on {info.url}",

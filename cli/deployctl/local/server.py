@@ -15,7 +15,8 @@
   (``gateway.py``): 403 ``Missing Authentication Token`` for a path or method
   the API does not have, the request validators (required parameters, the body
   against its draft-4 model), CORS preflight from ``api.cors_allowed_origins``.
-* The HTTP front is werkzeug's threaded server with keep-alive (``front.py``);
+* The HTTP front is werkzeug's threaded server with keep-alive and strict
+  framing, a connection cap and a header deadline (``front.py``);
   GSI queries of the emulator take a sorted-index fast path (``dynamo_index.py``).
 
 Nothing here imports click; werkzeug, jsonschema, moto and boto3 are imported
@@ -49,6 +50,8 @@ from deployctl.local.layers import put_on_path
 HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")  # what API Gateway routes
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 CLIENT_TIMEOUT_S = 30.0  # a connection idle (or stalled mid-request) this long is closed
+HEADER_TIMEOUT_S = 10.0  # a request line and headers not all received this long after their first byte: 408
+MAX_CONNECTIONS = 64  # connections served at once (a thread each); more are answered 503
 LAMBDA_DIR = "lambda_src"
 CORS_ALLOW_HEADERS = "Content-Type,Authorization,X-Api-Key,X-Request-Id"
 FAKE_AWS = {
@@ -465,9 +468,12 @@ class LocalApp:
         raw_length = environ.get("CONTENT_LENGTH")
         encodings = [e.strip().lower() for e in environ.get("HTTP_TRANSFER_ENCODING", "").split(",") if e.strip()]
         reply = None
-        if encodings and encodings != ["chunked"]:
-            reply = json_reply(501, {"message": "unsupported Transfer-Encoding", "requestId": request_id})
-        elif raw_length is not None and not encodings and not raw_length.strip().isdigit():
+        # the front (front.py) has checked the framing and read the body; these only repeat its rules
+        if environ.get("deployctl.body_too_large"):  # not read by the front: over max_body
+            reply = gateway_reply(gateway.GatewayError(gateway.REQUEST_TOO_LARGE), request_id)
+        elif encodings and (encodings != ["chunked"] or raw_length):
+            reply = json_reply(400, {"message": "unsupported Transfer-Encoding", "requestId": request_id})
+        elif raw_length is not None and not encodings and not (raw_length.isascii() and raw_length.isdigit()):
             reply = json_reply(400, {"message": "invalid Content-Length", "requestId": request_id})
         else:
             try:
@@ -515,7 +521,10 @@ class LocalApp:
             except Exception as exc:  # noqa: BLE001 - API Gateway answers 502 for a failed invocation
                 import traceback
 
-                traceback.print_exception(exc, file=sys.stderr)
+                from deployctl.local.front import escape_lines
+
+                # the message may carry what the client sent: escaped like every log line
+                print(escape_lines("".join(traceback.format_exception(exc)).rstrip()), file=sys.stderr)
                 return json_reply(502, {"message": "Internal server error", "requestId": request_id})
         return proxy_result(result, request_id)
 
@@ -584,13 +593,16 @@ class LocalServer:
 
     def __init__(self, cfg: EnvConfig, host: str = "127.0.0.1", port: int = 3000,
                  on_request: Callable[[str, str, int, float, str], None] | None = None,
-                 log: Callable[[str], None] | None = None, client_timeout_s: float = CLIENT_TIMEOUT_S):
+                 log: Callable[[str], None] | None = None, client_timeout_s: float = CLIENT_TIMEOUT_S,
+                 header_timeout_s: float = HEADER_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS):
         self.cfg = cfg
         self.host = host
         self.port = port
         self.on_request = on_request
         self.log = log or _log_stderr
         self.client_timeout_s = client_timeout_s
+        self.header_timeout_s = header_timeout_s
+        self.max_connections = max_connections
         self.backend = Backend(cfg)
         self.app: LocalApp | None = None
         self.httpd = None
@@ -606,7 +618,8 @@ class LocalServer:
             raise OperationFailed(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
                                   hint="pick another --port (0 = any free port)") from None
         self.httpd = front.Server(sock, app.wsgi, timeout=self.client_timeout_s, log=self.log,
-                                  on_request=self.on_request)
+                                  on_request=self.on_request, header_timeout=self.header_timeout_s,
+                                  max_connections=self.max_connections, max_body=MAX_REQUEST_BYTES)
         try:
             endpoint = self.backend.start()
             _point_aws_at(endpoint, self.cfg.region)
