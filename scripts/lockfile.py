@@ -9,6 +9,7 @@ anything is installed there.
                                                     print "PYTHON_VERSION DIGEST"
     python scripts/lockfile.py header LOCK          print LOCK's header (with the current digest)
     python scripts/lockfile.py pin LOCK NAME        print the version LOCK pins NAME at
+    python scripts/lockfile.py subset LOCK NAME...  print LOCK's entries for these names (with hashes)
     python scripts/lockfile.py extraneous KEEP LOCK...
         run with a virtualenv's Python: print (one a line) the distributions installed there that
         no LOCK pins at their installed version, except the names in KEEP (comma separated)
@@ -192,6 +193,12 @@ def main(argv: list[str]) -> int:
             print(f"{args[0]} pins no {args[1]}: run bash scripts/lock", file=sys.stderr)
             return 1
         print(versions[0])
+    elif cmd == "subset" and len(args) >= 2:
+        wanted = {normalize(n) for n in args[1:]}
+        for p in read_lock(Path(args[0]))[1]:
+            if p.name in wanted:
+                marker = f" ; {p.marker}" if p.marker else ""
+                print(" \\\n".join([f"{p.name}=={p.version}{marker}", *(f"    --hash={h}" for h in p.hashes)]))
     elif cmd == "extraneous" and len(args) >= 2:
         keep = {normalize(n) for n in args[0].split(",") if n}
         print("\n".join(_extraneous(keep, [Path(a) for a in args[1:]])))
