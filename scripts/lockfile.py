@@ -9,7 +9,8 @@ anything is installed there.
                                                     print "PYTHON_VERSION DIGEST"
     python scripts/lockfile.py header LOCK          print LOCK's header (with the current digest)
     python scripts/lockfile.py pin LOCK NAME        print the version LOCK pins NAME at
-    python scripts/lockfile.py subset LOCK NAME...  print LOCK's entries for these names (with hashes)
+    python scripts/lockfile.py build-tools LOCK     print LOCK's entries (with hashes) for the build tools:
+                                                    [build-system] requires and [tool.deployctl.lock] build
     python scripts/lockfile.py extraneous KEEP LOCK...
         run with a virtualenv's Python: print (one a line) the distributions installed there that
         no LOCK pins at their installed version, except the names in KEEP (comma separated)
@@ -35,9 +36,9 @@ LOCK_DIR = ROOT / "requirements"
 # (their names show up in the locks' "# via" annotations, so they are named after their source).
 # deployctl.txt is resolved with deployctl-test.txt as constraints: the same pins, a subset of them.
 LOCKS = {
-    "deployctl-test.txt": "[project] dependencies and every extra, plus [build-system] requires "
-    "(build-system.in): .venv after `scripts/setup --test`",
-    "deployctl.txt": "[project] dependencies plus [build-system] requires (build-system.in), at "
+    "deployctl-test.txt": "[project] dependencies and every extra, plus the build tools ([build-system] "
+    "requires, [tool.deployctl.lock] build: build-system.in): .venv after `scripts/setup --test`",
+    "deployctl.txt": "[project] dependencies plus the build tools (build-system.in), at "
     "deployctl-test.txt's versions: .venv after `scripts/setup`",
     "checkov.txt": "[tool.deployctl.lock] checkov (checkov.in): .venv-checkov",
     "uv.txt": "[tool.deployctl.lock] uv (uv.in): the installer scripts/setup puts into .venv",
@@ -83,6 +84,13 @@ def min_python(pyproject: dict) -> str:
     return m.group(1)
 
 
+def build_tools(pyproject: dict) -> list[str]:
+    """What builds deployctl itself ([build-system] requires) and any locked release that ships no
+    wheel ([tool.deployctl.lock] build): locked like the rest, so a build fetches nothing unlocked."""
+    tables = dependency_tables(pyproject)
+    return [*tables["build-system.requires"], *tables["tool.deployctl.lock"].get("build", [])]
+
+
 def write_inputs(directory: Path, pyproject: dict) -> None:
     tables = dependency_tables(pyproject)
     lock = tables["tool.deployctl.lock"]
@@ -90,7 +98,7 @@ def write_inputs(directory: Path, pyproject: dict) -> None:
         if not lock.get(key):
             raise SystemExit(f"pyproject.toml: [tool.deployctl.lock] has no {key} = [...] requirement list")
     (directory / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8")
-    (directory / "build-system.in").write_text("".join(f"{r}\n" for r in tables["build-system.requires"]))
+    (directory / "build-system.in").write_text("".join(f"{r}\n" for r in build_tools(pyproject)))
     (directory / "checkov.in").write_text("".join(f"{r}\n" for r in lock["checkov"]))
     (directory / "uv.in").write_text("".join(f"{r}\n" for r in lock["uv"]))
 
@@ -193,8 +201,8 @@ def main(argv: list[str]) -> int:
             print(f"{args[0]} pins no {args[1]}: run bash scripts/lock", file=sys.stderr)
             return 1
         print(versions[0])
-    elif cmd == "subset" and len(args) >= 2:
-        wanted = {normalize(n) for n in args[1:]}
+    elif cmd == "build-tools" and len(args) == 1:
+        wanted = {normalize(re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0]) for r in build_tools(load_pyproject())}
         for p in read_lock(Path(args[0]))[1]:
             if p.name in wanted:
                 marker = f" ; {p.marker}" if p.marker else ""

@@ -39,11 +39,11 @@ INPUTS = {
     "deployctl-test.txt": (
         _reqs(TABLES["project.dependencies"]
               + [r for extra in TABLES["project.optional-dependencies"].values() for r in extra]
-              + TABLES["build-system.requires"]),
+              + lockfile.build_tools(PYPROJECT)),
         {lockfile.PYPROJECT_ROOT, "-r build-system.in"},
     ),
     "deployctl.txt": (
-        _reqs(TABLES["project.dependencies"] + TABLES["build-system.requires"]),
+        _reqs(TABLES["project.dependencies"] + lockfile.build_tools(PYPROJECT)),
         {lockfile.PYPROJECT_ROOT, "-r build-system.in"},
     ),
     "checkov.txt": (_reqs(TABLES["tool.deployctl.lock"]["checkov"]), {"-r checkov.in"}),
