@@ -1,10 +1,11 @@
 """A moto server with the fixes the deploy path needs, for the end-to-end suite only.
 
-moto 5.2.5 has gaps on the path the real Terraform AWS provider takes through
-our roots. Each fix below is small, names the moto source it works around, and
-should be deleted when moto fixes it (the suite then shows whether it still
-passes without it). Nothing here changes the product: these are the emulator's
-bugs, not ours.
+moto 5.2.6 (the release requirements/ pins; tests/test_lock.py keeps this line
+in step with the lock) has gaps on the path the real Terraform AWS provider takes
+through our roots. Each fix below is small, names the moto source it works
+around, and should be deleted when moto fixes it (the suite then shows whether it
+still passes without it). Nothing here changes the product: these are the
+emulator's bugs, not ours.
 
 Run: python tests/e2e/moto_compat.py PORT   (serves on 127.0.0.1:PORT)
 """
