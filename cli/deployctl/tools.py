@@ -14,8 +14,8 @@ TERRAFORM_INSTALL = (
     "(https://opentofu.org/docs/intro/install/), then pass --terraform-bin or set DEPLOYCTL_TERRAFORM"
 )
 CHECKOV_INSTALL = (
-    "run scripts/setup (it creates .venv-checkov) or `python3 -m venv .venv-checkov && "
-    ".venv-checkov/bin/pip install checkov==3.3.30`, then pass --checkov-bin or set DEPLOYCTL_CHECKOV"
+    "run `bash scripts/setup` (it creates .venv-checkov from the hashed lock requirements/checkov.txt), "
+    "or point --checkov-bin / DEPLOYCTL_CHECKOV at a checkov 3.3.30"
 )
 
 
