@@ -8,6 +8,11 @@
 
 ``layers`` is absent from manifests written before layers existed (read as empty).
 
+Optional per entry (written by publish-lambda since the supply-chain documents, see
+:mod:`deployctl.artifacts.attest`): ``sbom`` and ``provenance`` (each ``{"key", "version_id",
+"sha256"}`` of the document beside the zip) and ``source`` (``{"repository", "commit", "path",
+"dirty", "source_date_epoch"}``: what ``deployctl verify`` rebuilds from).
+
 Written by ``deployctl publish-lambda`` (atomically: temp file, fsync, rename),
 read by ``deployctl render`` to fill ``s3_key``/``s3_object_version``.
 """
@@ -29,6 +34,7 @@ SCHEMA_VERSION = 1
 FILENAME = "artifacts.json"
 LOCK_FILE = "publish.lock"
 ENTRY_KEYS = ("bucket", "key", "version_id", "sha256", "code_sha256", "size", "published_at")
+OPTIONAL_ENTRY_KEYS = ("sbom", "provenance", "source")  # see the module docstring
 
 
 def manifest_path(cfg: EnvConfig) -> Path:
