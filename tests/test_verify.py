@@ -24,7 +24,7 @@ from deployctl.errors import Refused
 from deployctl.ui import UI
 from test_package import make_project
 from test_publish import BUCKET, FUNCTIONS, invoke, terraform_applied, use_account
-from test_sbom import git
+from test_sbom import git, git_project, licensed_wheel
 
 
 @pytest.fixture
@@ -222,3 +222,36 @@ def test_sbom_follows_the_live_alias(deployed):
     assert item["sbom"] is None and item["in_manifest"] is False and "no SBOM" in item["reason"]
     assert base64.b64decode(lam.get_function_configuration(FunctionName="demo-dev-alpha", Qualifier=version)
                             ["CodeSha256"]).hex() == item["sha256"]
+
+
+@pytest.fixture
+def layer_wheel(tmp_path, monkeypatch) -> Path:
+    path = licensed_wheel(tmp_path / "wheels")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(path.parent))
+    return path
+
+
+def test_an_attached_layer_version_is_rebuilt_and_compared(tmp_path, aws_env, layer_wheel):
+    project = git_project(tmp_path / "proj", layer_wheel)
+    terraform_applied()
+    cfg = load_env("dev", project)
+    deploy(cfg)
+    entry = manifest.load_manifest(cfg)["layers"]["tiny"]
+    lam = boto3.client("lambda")
+    good = lam.publish_layer_version(LayerName="demo-dev-tiny", Content={
+        "S3Bucket": BUCKET, "S3Key": entry["key"], "S3ObjectVersion": entry["version_id"]})["LayerVersionArn"]
+    lam.update_function_configuration(FunctionName="demo-dev-alpha", Layers=[good])
+    result = core.verify(cfg, ["alpha"])
+    layer_checks = [c for c in result["checks"] if c["kind"] == "layer"]
+    assert {c["target"] for c in layer_checks} >= {"rebuild", "s3 zip", "s3 sbom", "s3 provenance",
+                                                   f"version {good.rsplit(':', 1)[-1]}"}
+    assert result["identical"] is True, [c for c in result["checks"] if c["status"] != "identical"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("python/licdep/__init__.py", "VALUE = 'not the reviewed one'\n")
+    bad = lam.publish_layer_version(LayerName="demo-dev-tiny", Content={"ZipFile": buf.getvalue()})["LayerVersionArn"]
+    lam.update_function_configuration(FunctionName="demo-dev-alpha", Layers=[bad])
+    result = core.verify(cfg, ["alpha"])
+    assert result["not_identical"] == ["layer tiny"]
+    assert [c["status"] for c in result["checks"] if c["target"] == f"version {bad.rsplit(':', 1)[-1]}"] == ["differs"]
