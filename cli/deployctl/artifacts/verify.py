@@ -135,7 +135,11 @@ class Verifier:
 
     def rebuild(self, src: dict, functions: Sequence[str]) -> Rebuild:
         commit, path = str(src.get("commit") or ""), str(src.get("path") or "")
-        epoch = int(src.get("source_date_epoch") or packaging.DEFAULT_EPOCH)
+        try:
+            epoch = int(src.get("source_date_epoch") or packaging.DEFAULT_EPOCH)
+        except (TypeError, ValueError):
+            return Rebuild(commit=commit, artifacts={}, documents={},
+                           error=f"source_date_epoch {src.get('source_date_epoch')!r} is not a Unix timestamp")
         key = (commit, path, epoch)
         if key in self.rebuilds:
             return self.rebuilds[key]
@@ -199,7 +203,7 @@ class Verifier:
         if prov is not None:
             try:
                 facts = provenance_mod.summary(prov)
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):  # a stored document is not trusted input
                 facts = {}
             if facts.get("sha256") == found and facts.get("commit"):
                 other = self.rebuild(facts, functions)
@@ -245,10 +249,10 @@ class Verifier:
 
     def targets(self, physical: str) -> list[tuple[str, str]]:
         """(label, qualifier) of every version that runs: live (+ canary), staging, $LATEST."""
+        from deployctl.artifacts.publish import get_alias
+
         out: list[tuple[str, str]] = []
         for alias in (naming.LIVE_ALIAS, naming.STAGING_ALIAS):
-            from deployctl.artifacts.publish import get_alias
-
             with aws.errors(f"read the {alias} alias", physical):
                 found = get_alias(self.lam, physical, alias)
             if found is None:
