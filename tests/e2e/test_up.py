@@ -87,8 +87,8 @@ def test_verify_after_the_deploy_is_identical(deployctl):
     assert layer_versions and all(c["name"] == "shared" for c in layer_versions)
     sbom = deployctl("sbom", "--env", "dev", "--function", "users").result["functions"]["users"]
     assert sbom["in_manifest"] is True
-    packages = {c["name"] for layer in sbom["layers"] for c in (layer["sbom"] or {}).get("components", [])}
-    assert "aws-lambda-powertools" in packages
+    purls = {c.get("purl", "") for layer in sbom["layers"] for c in (layer["sbom"] or {}).get("components", [])}
+    assert any(p.startswith("pkg:pypi/aws-lambda-powertools@") for p in purls), purls
 
 
 def _secret(deployctl) -> tuple[str, dict]:
