@@ -234,3 +234,17 @@ def test_help_imports_neither_document_library():
             "'packageurl')]\nassert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_committed_link_out_of_the_tree_is_not_followed_by_the_export(tmp_path, wheel):
+    project = git_project(tmp_path / "p", wheel)
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not part of the project\n")
+    (project / "lambda_src/svc/leak.py").symlink_to(secret)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "a link out")
+    from deployctl.errors import OperationFailed
+
+    with pytest.raises(OperationFailed, match="cannot be exported safely"):
+        source.export(load_env("dev", project), git(project, "rev-parse", "HEAD"), "", tmp_path / "export")
+    assert not (tmp_path / "export/lambda_src/svc/leak.py").exists()

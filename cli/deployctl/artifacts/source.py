@@ -107,8 +107,12 @@ def export(cfg: EnvConfig, commit: str, path: str, dest: Path) -> Path:
     spec = f"{commit}:{path}" if path else commit
     data = _archive_bytes(cfg.root, spec)
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        tar.extractall(dest, filter="data")  # no absolute paths, no links out of dest, no devices
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            tar.extractall(dest, filter="data")  # no absolute paths, no links out of dest, no devices
+    except tarfile.TarError as exc:
+        raise OperationFailed(f"commit {commit[:12]} cannot be exported safely: {exc}", where=str(cfg.root),
+                              hint="its tree holds a link or path that leaves the project; it is not rebuilt") from None
     return dest
 
 
