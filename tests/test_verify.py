@@ -110,6 +110,13 @@ def test_code_swapped_behind_deployctls_back_is_named_and_fails(deployed):
     assert doc["ok"] is False and doc["error"]["error"] == "verify_failed" and doc["error"]["exit_code"] == 1
     assert "function beta" in doc["error"]["message"] and doc["result"]["checks"]
     assert "beta" in res.stderr and res.stderr.count("\n") >= 1
+    human = invoke(["verify", "--env", "dev", "--function", "beta"], deployed.root)
+    assert human.exit_code == 1
+    rows = [line for line in human.stdout.splitlines() if line.startswith("beta") and "differs" in line]
+    assert rows and any("live" in r for r in rows), human.stdout
+    assert [ln for ln in human.stderr.splitlines() if ln.startswith("error:")] == [
+        "error: env dev: not identical to the rebuild: function beta (see each check's detail; re-publish and "
+        "deploy from a commit to make AWS run what was reviewed)"]
 
 
 def test_an_overwritten_s3_object_differs_and_names_the_first_differing_file(deployed):
