@@ -4,7 +4,7 @@ Both documents sit next to their zip, under the zip's content address: for
 ``lambda/<fn>/<sha256>.zip`` they are ``lambda/<fn>/<sha256>.cdx.json`` (CycloneDX) and
 ``lambda/<fn>/<sha256>.intoto.json`` (in-toto/SLSA), likewise under ``layers/``. So the
 CodeSha256 Lambda reports for any version leads to its documents, whichever manifest
-recorded it. Locally they are written beside the zips (``<fn>.cdx.json``, ``<fn>.intoto.json``).
+recorded it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from deployctl.artifacts import packaging, provenance, sbom
 from deployctl.artifacts.packaging import Artifact, Build
 from deployctl.artifacts.source import Source
 from deployctl.config import EnvConfig
-from deployctl.fsutil import atomic_write
 
 SBOM_SUFFIX = ".cdx.json"
 PROVENANCE_SUFFIX = ".intoto.json"
@@ -92,13 +91,3 @@ def for_build(cfg: EnvConfig, build: Build, source: Source, epoch: int) -> Itera
     digests = {layer.function: layer.sha256 for layer in build.layers}
     for art in [*build.layers, *build.functions]:
         yield for_artifact(cfg, art, source, epoch, digests)
-
-
-def write_beside(docs: Documents, zip_path: Path) -> tuple[Path, Path]:
-    """Write ``<name>.cdx.json`` and ``<name>.intoto.json`` next to the zip."""
-    base = zip_path.with_suffix("")
-    sbom_path = base.with_name(base.name + SBOM_SUFFIX)
-    prov_path = base.with_name(base.name + PROVENANCE_SUFFIX)
-    atomic_write(sbom_path, docs.sbom)
-    atomic_write(prov_path, docs.provenance)
-    return sbom_path, prov_path
