@@ -127,7 +127,7 @@ def test_first_publish_uploads_everything_and_records_the_manifest(cfg):
         assert obj["SSEKMSKeyId"] == key_arn
         assert obj["Metadata"]["sha256"] == art.sha256
         assert result["functions"][fn]["uploaded"] is True
-    assert result["bytes_uploaded"] == sum(a.size for a in arts.values())
+    assert result["bytes_uploaded"] == sum(a.size for a in arts.values()) + result["documents_bytes_uploaded"]
     assert result["deployed"] == {}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from deployctl import __version__
-from deployctl.commands import artifacts, doctor, infra, local, secret
+from deployctl.commands import artifacts, doctor, infra, local, secret, supply_chain
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import (
@@ -153,6 +153,8 @@ for command in (
     infra.bootstrap,
     infra.up,
     infra.destroy,
+    supply_chain.verify,
+    supply_chain.sbom,
     secret.secret,
     doctor.doctor,
 ):

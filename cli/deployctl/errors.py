@@ -68,6 +68,12 @@ class PolicyFailed(DeployctlError):
     kind = "policy_failed"
 
 
+class VerifyFailed(DeployctlError):
+    """``deployctl verify``: something that runs or is stored is not identical to the rebuild."""
+
+    kind = "verify_failed"
+
+
 class UsageError(DeployctlError):
     exit_code = EXIT_USAGE
     kind = "usage"

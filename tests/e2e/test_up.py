@@ -1,8 +1,10 @@
 """`deployctl up`: from an empty emulator to a working stack in one command, then idempotent.
 
-A fresh moto server and project copy (the fixtures are per module): one `up` creates everything (state bucket, foundation,
+A fresh moto server and project copy (the fixtures are per module; the copy is made a git
+commit first, as a checkout is): one `up` creates everything (state bucket, foundation,
 secrets, code, the stack, outputs); a second `up` uploads nothing and applies
-nothing. The generated secret is checked to be real, shared by every Lambda
+nothing. `deployctl verify` then finds every function and layer identical to a rebuild of that
+commit, and names the function whose code is swapped behind deployctl's back. The generated secret is checked to be real, shared by every Lambda
 container (two fresh imports of the users handler accept each other's cursors),
 and absent from every file, plan, state and command output.
 """
@@ -10,10 +12,13 @@ and absent from every file, plan, state and command output.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,9 +31,24 @@ pytestmark = pytest.mark.e2e
 RUNS: list = []
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.com", "GIT_COMMITTER_NAME": "e2e",
+                "GIT_COMMITTER_EMAIL": "e2e@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def _git(root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **GIT_IDENTITY})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
 def test_up_from_an_empty_emulator(deployctl):
     # this module has its own moto server and project copy (module-scoped fixtures): both start empty
     assert deployctl.client("s3").list_buckets()["Buckets"] == []
+    # a checkout: publish records this commit in the provenance and the manifest, verify rebuilds it
+    _git(deployctl.root, "init", "-q", "-b", "main")
+    _git(deployctl.root, "add", "-A")
+    _git(deployctl.root, "commit", "-q", "-m", "e2e project")
     res = deployctl("up", "--env", "dev", "--yes")
     RUNS.append(res)
     steps = {s["step"]: s for s in res.result["steps"]}
@@ -51,6 +71,24 @@ def test_second_up_uploads_nothing_and_applies_nothing(deployctl):
     assert {s["step"]: s["status"] for s in res.result["steps"]} == {
         "state bucket": "ok", "foundation": "ok", "secrets": "ok", "publish": "ok", "stack": "ok",
         "smoke test": "skipped"}
+
+
+def test_verify_after_the_deploy_is_identical(deployctl):
+    res = deployctl("verify", "--env", "dev")
+    checks = res.result["checks"]
+    assert res.result["identical"] is True, [c for c in checks if c["status"] != "identical"]
+    assert res.result["commits"] == [_git(deployctl.root, "rev-parse", "HEAD")]
+    cfg = load_env("dev", deployctl.root)
+    for fn in cfg.functions:
+        targets = {c["target"] for c in checks if c["kind"] == "function" and c["name"] == fn}
+        assert {"rebuild", "s3 zip", "s3 sbom", "s3 provenance", "$LATEST"} <= targets, targets
+        assert any(t.startswith("live v") for t in targets) and any(t.startswith("staging v") for t in targets)
+    layer_versions = [c for c in checks if c["kind"] == "layer" and c["target"].startswith("version ")]
+    assert layer_versions and all(c["name"] == "shared" for c in layer_versions)
+    sbom = deployctl("sbom", "--env", "dev", "--function", "users").result["functions"]["users"]
+    assert sbom["in_manifest"] is True
+    purls = {c.get("purl", "") for layer in sbom["layers"] for c in (layer["sbom"] or {}).get("components", [])}
+    assert any(p.startswith("pkg:pypi/aws-lambda-powertools@") for p in purls), purls
 
 
 def _secret(deployctl) -> tuple[str, dict]:
@@ -142,3 +180,21 @@ def test_two_fresh_lambda_containers_accept_each_others_cursors(deployctl):
     second = _users_process(deployctl, "next-page", token)
     assert second["status"] == 200, second
     assert second["body"]["users"] and second["body"]["users"] != first["body"]["users"]
+
+
+def test_verify_names_a_function_swapped_behind_deployctls_back(deployctl):
+    """Last in this module: it leaves health-check's live alias on foreign code."""
+    cfg = load_env("dev", deployctl.root)
+    physical = naming.function_name(cfg, "health-check")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("health/handler.py", "def health_check(event, context):\n    return {'statusCode': 200}\n")
+    lam = deployctl.client("lambda")
+    version = lam.update_function_code(FunctionName=physical, ZipFile=buf.getvalue(), Publish=True)["Version"]
+    lam.update_alias(FunctionName=physical, Name="live", FunctionVersion=version)
+    res = deployctl("verify", "--env", "dev", expect=1)
+    assert res.doc["ok"] is False and res.doc["error"]["error"] == "verify_failed"
+    assert res.result["not_identical"] == ["function health-check"]
+    assert "health-check" in res.doc["error"]["message"] and "health-check" in res.stderr
+    live = [c for c in res.result["checks"] if c["name"] == "health-check" and c["target"].startswith("live")]
+    assert live and live[0]["status"] == "differs"

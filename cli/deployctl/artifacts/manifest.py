@@ -17,6 +17,11 @@ carry further fields (an SBOM, a provenance record, ...): a field registered in
 identifier is kept and ignored (render passes only the S3 location on). ``deployctl render``
 also refuses an entry whose bucket is not the env's artifact bucket (:func:`check_bucket`).
 
+Optional per entry (written by publish-lambda since the supply-chain documents, see
+:mod:`deployctl.artifacts.attest`): ``sbom`` and ``provenance`` (each ``{"key", "version_id",
+"sha256"}`` of the document beside the zip) and ``source`` (``{"repository", "commit", "path",
+"dirty", "source_date_epoch"}``: what ``deployctl verify`` rebuilds from).
+
 Written by ``deployctl publish-lambda`` (atomically: temp file, fsync, rename),
 read by ``deployctl render`` to fill ``s3_key``/``s3_object_version``.
 """
@@ -57,6 +62,35 @@ EXTRA_FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # checker returning None when the value is well-formed, else what was expected. Register a
 # checker here when adding such a field; unregistered extra fields are accepted and ignored.
 OPTIONAL_ENTRY_FIELDS: dict[str, Callable[[Any], str | None]] = {}
+
+
+def _doc_ref(value: Any) -> str | None:
+    if not isinstance(value, dict) or set(value) != {"key", "version_id", "sha256"}:
+        return 'an object {"key", "version_id", "sha256"}'
+    if not isinstance(value["key"], str) or not value["key"] or len(value["key"]) > 1024:
+        return "a non-empty S3 key"
+    if not isinstance(value["version_id"], str) or not VERSION_ID.fullmatch(value["version_id"]) \
+            or value["version_id"] == "null":
+        return "an S3 version id"
+    if not isinstance(value["sha256"], str) or not SHA256_HEX.fullmatch(value["sha256"]):
+        return "64 lowercase hex digits in sha256"
+    return None
+
+
+def _source(value: Any) -> str | None:
+    keys = {"repository", "commit", "path", "dirty", "source_date_epoch"}
+    if not isinstance(value, dict) or not set(value) <= keys:
+        return "an object with keys from " + ", ".join(sorted(keys))
+    commit = value.get("commit")
+    if commit is not None and not (isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit)):
+        return "a full git commit id (40 or 64 hex digits) in commit"
+    if "dirty" in value and not isinstance(value["dirty"], bool):
+        return "true or false in dirty"
+    return None
+
+
+OPTIONAL_ENTRY_FIELDS.update({"sbom": _doc_ref, "provenance": _doc_ref, "source": _source})
+OPTIONAL_ENTRY_KEYS = tuple(OPTIONAL_ENTRY_FIELDS)  # written by publish-lambda (see the module docstring)
 
 
 def manifest_path(cfg: EnvConfig) -> Path:

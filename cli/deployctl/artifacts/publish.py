@@ -5,7 +5,10 @@ Order of a run (nothing is recorded until everything before it succeeded):
 1. package the functions and the layers they list (cache hits are free);
 2. check the artifact bucket (exists, versioned) and resolve the env's KMS key;
 3. upload concurrently to ``lambda/<fn>/<sha256>.zip`` and ``layers/<layer>/<sha256>.zip``
-   with SSE-KMS, skipping a key that already holds an object with the same SHA-256;
+   with SSE-KMS, skipping a key that already holds an object with the same SHA-256; then each
+   artifact's SBOM (``<sha256>.cdx.json``) and provenance (``<sha256>.intoto.json``) beside it
+   (see :mod:`deployctl.artifacts.attest`; a protected env refuses a build whose inputs differ
+   from the git commit, exit 4, before anything is built);
 4. with ``--deploy``: per function ``UpdateFunctionCode`` to that exact object
    version, wait for ``Successful``, ``PublishVersion`` guarded by CodeSha256 and
    RevisionId; only when every function has its version, move the ``staging``
@@ -30,10 +33,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployctl import aws, naming
-from deployctl.artifacts import manifest, packaging
+from deployctl.artifacts import attest, manifest, packaging
+from deployctl.artifacts import source as source_mod
 from deployctl.artifacts.packaging import Artifact
 from deployctl.config import EnvConfig
-from deployctl.errors import ConfigError, DeployctlError, OperationFailed
+from deployctl.errors import ConfigError, DeployctlError, OperationFailed, Refused
 from deployctl.ui import UI
 
 MAX_WORKERS = 8
@@ -197,6 +201,47 @@ def upload_one(s3: Any, bucket: str, kms_arn: str, art: Artifact) -> Upload:
         raise OperationFailed(f"S3 returned no VersionId for {key}", where=bucket,
                               hint="the artifact bucket must have versioning enabled")
     return up
+
+
+def upload_document(s3: Any, bucket: str, kms_arn: str, key: str, body: bytes, content_type: str) -> dict:
+    """Upload one SBOM or provenance document (SSE-KMS), unless ``key`` already holds these bytes.
+
+    Returns the manifest record ``{key, version_id, sha256}`` plus ``bytes_uploaded``."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(body)
+    b64 = base64.b64encode(digest.digest()).decode()
+    record = {"key": key, "version_id": "", "sha256": digest.hexdigest(), "bytes_uploaded": 0}
+    with aws.errors("upload a supply-chain document", f"s3://{bucket}/{key}"):
+        head = _existing(s3, bucket, key)
+        if head is not None and head.get("ContentLength") in (None, len(body)) and (
+                head.get("ChecksumSHA256") == b64 or (head.get("Metadata") or {}).get("sha256") == record["sha256"]):
+            record["version_id"] = head.get("VersionId") or ""
+        else:
+            resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumSHA256=b64, ContentType=content_type,
+                                 Metadata={"sha256": record["sha256"]}, ServerSideEncryption="aws:kms",
+                                 SSEKMSKeyId=kms_arn)
+            record["version_id"] = resp.get("VersionId") or ""
+            record["bytes_uploaded"] = len(body)
+    if not record["version_id"] or record["version_id"] == "null":
+        raise OperationFailed(f"S3 returned no VersionId for {key}", where=bucket,
+                              hint="the artifact bucket must have versioning enabled")
+    return record
+
+
+def check_source(cfg: EnvConfig) -> source_mod.Source:
+    """The commit the build inputs come from; a protected env (prod) refuses inputs that differ from it."""
+    from deployctl.artifacts import aliases
+
+    src = source_mod.describe(cfg)
+    if aliases.needs_confirmation(cfg) and (not src.commit or src.dirty):
+        what = ("the project is not a git checkout with a commit" if not src.commit else
+                f"the build inputs differ from commit {src.commit[:12]} ({', '.join(src.dirty_paths[:5])}"
+                f"{', ...' if len(src.dirty_paths) > 5 else ''})")
+        raise Refused(f"publish to '{cfg.name}' refused: {what}", where=str(cfg.root),
+                      hint="commit (or stash) the changes: the provenance must name the commit the code came from")
+    return src
 
 
 def _same_object(head: dict, art: Artifact) -> bool:
@@ -391,6 +436,39 @@ def _undo(lam: Any, moved: list[tuple[Deploy, dict | None]]) -> list[str]:
     return failed
 
 
+# -- SBOM and provenance --------------------------------------------------------------------------
+
+
+def _documents(cfg: EnvConfig, build: packaging.Build, src: source_mod.Source, epoch: int, current: dict,
+               s3: Any, bucket: str, kms_arn: str) -> dict[tuple[str, str], dict]:
+    """Make and upload each artifact's SBOM and provenance; returns per artifact its manifest fields.
+
+    An artifact whose bytes the manifest already records with both documents, from a clean tree (or
+    now from a dirty one too), keeps them: the commit that first produced these bytes still does,
+    and an unchanged publish uploads nothing.
+    """
+    out: dict[tuple[str, str], dict] = {}
+    digests = {layer.function: layer.sha256 for layer in build.layers}
+    for art in [*build.layers, *build.functions]:
+        section = "layers" if art.kind == "layer" else "functions"
+        old = (current.get(section) or {}).get(art.function) or {}
+        old_src = old.get("source") if isinstance(old.get("source"), dict) else {}
+        if (old.get("sha256") == art.sha256 and isinstance(old.get("sbom"), dict)
+                and isinstance(old.get("provenance"), dict) and old_src.get("commit")
+                and (not old_src.get("dirty") or src.dirty)):
+            out[(art.kind, art.function)] = {"bytes": 0, "record": {
+                "sbom": old["sbom"], "provenance": old["provenance"], "source": old_src}}
+            continue
+        docs = attest.for_artifact(cfg, art, src, epoch, digests)
+        sbom_rec = upload_document(s3, bucket, kms_arn, docs.sbom_key, docs.sbom, "application/vnd.cyclonedx+json")
+        prov_rec = upload_document(s3, bucket, kms_arn, docs.provenance_key, docs.provenance,
+                                   "application/vnd.in-toto+json")
+        sent = sbom_rec.pop("bytes_uploaded") + prov_rec.pop("bytes_uploaded")
+        out[(art.kind, art.function)] = {"bytes": sent, "record": {
+            "sbom": sbom_rec, "provenance": prov_rec, "source": src.record(epoch)}}
+    return out
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 
@@ -407,8 +485,10 @@ def publish(cfg: EnvConfig, functions: Sequence[str] | None = None, *, deploy: b
 
 def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
     current = manifest.load_manifest(cfg)  # fail early on a broken manifest
+    src = check_source(cfg)
     ui.step(f"packaging {len(names)} function(s)")
     build = packaging.build(cfg, names)
+    epoch = packaging.source_date_epoch()
     artifacts = [*build.layers, *build.functions]
     bucket = cfg.artifact_bucket()
     aws.check_account(cfg)
@@ -419,6 +499,7 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
     every_upload = upload_all(s3, bucket, kms_arn, artifacts, ui)
     uploads = [u for u in every_upload if u.artifact.kind == "function"]
     layer_uploads = [u for u in every_upload if u.artifact.kind == "layer"]
+    evidence = _documents(cfg, build, src, epoch, current, s3, bucket, kms_arn)
 
     new = {"schema": manifest.SCHEMA_VERSION, "env": cfg.name, "functions": dict(current["functions"]),
            "layers": dict(current.get("layers") or {})}
@@ -437,6 +518,7 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
         old = (current.get(section) or {}).get(up.function)
         if old and all(old.get(k) == entry[k] for k in ("bucket", "key", "version_id", "sha256")):
             entry["published_at"] = old.get("published_at", stamp)
+        entry.update(evidence[(up.artifact.kind, up.function)]["record"])
         new[section][up.function] = entry
 
     deploys: list[Deploy] = []
@@ -464,7 +546,9 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
         "env": cfg.name,
         "bucket": bucket,
         "manifest": str(path),
-        "bytes_uploaded": sum(u.bytes_uploaded for u in every_upload),
+        "bytes_uploaded": sum(u.bytes_uploaded for u in every_upload) + sum(e["bytes"] for e in evidence.values()),
+        "documents_bytes_uploaded": sum(e["bytes"] for e in evidence.values()),  # SBOMs and provenance
+        "source": src.to_dict(),
         "functions": {
             up.function: {
                 "key": up.key,
@@ -475,6 +559,8 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
                 "uploaded": up.uploaded,
                 "bytes_uploaded": up.bytes_uploaded,
                 "built": not up.artifact.cached,
+                "sbom": evidence[("function", up.function)]["record"]["sbom"]["key"],
+                "provenance": evidence[("function", up.function)]["record"]["provenance"]["key"],
             }
             for up in uploads
         },
@@ -487,6 +573,8 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI) -> dict:
                 "uploaded": up.uploaded,
                 "bytes_uploaded": up.bytes_uploaded,
                 "built": not up.artifact.cached,
+                "sbom": evidence[("layer", up.function)]["record"]["sbom"]["key"],
+                "provenance": evidence[("layer", up.function)]["record"]["provenance"]["key"],
             }
             for up in layer_uploads
         },
