@@ -82,8 +82,9 @@ def _source(value: Any) -> str | None:
     if not isinstance(value, dict) or not set(value) <= keys:
         return "an object with keys from " + ", ".join(sorted(keys))
     commit = value.get("commit")
-    if commit is not None and not (isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit)):
-        return "a full git commit id (40 or 64 hex digits) in commit"
+    # "" (or null): built outside a git checkout; verify reports such an entry unverifiable
+    if commit not in (None, "") and not (isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit)):
+        return "a full git commit id (40 or 64 hex digits), or \"\" outside git, in commit"
     if "dirty" in value and not isinstance(value["dirty"], bool):
         return "true or false in dirty"
     return None
