@@ -285,3 +285,30 @@ def boundary_findings(boundary) -> list[str]:
             if "NotAction" in s:
                 out.append(f"the boundary's {s.get('Sid')} uses NotAction")
     return out
+
+
+# ---- a maintained analyzer on the same documents ----------------------------------------------
+
+CLOUDSPLAINING_RISKS = ("PrivilegeEscalation", "ResourceExposure", "CredentialsExposure", "DataExfiltration",
+                        "ServiceWildcard")
+
+
+def cloudsplaining_findings(authorization_details: dict) -> dict[str, dict[str, list]]:
+    """Run cloudsplaining (offline) on a GetAccountAuthorizationDetails document.
+
+    Returns {policy name: {risk: [what it flagged]}} for every inline or customer-managed policy with
+    a finding. cloudsplaining looks at what a policy allows without resource constraints (Resource
+    "*"), ignoring conditions: it is a second, independent reading, not a replacement for the
+    questions above (which do evaluate resources, conditions and the boundary).
+    """
+    from cloudsplaining.scan.authorization_details import AuthorizationDetails
+
+    details = json.loads(json.dumps(authorization_details, default=str))
+    results = AuthorizationDetails(details).results
+    out: dict[str, dict[str, list]] = {}
+    for kind in ("inline_policies", "customer_managed_policies"):
+        for policy in (results.get(kind) or {}).values():
+            risks = {risk: policy.get(risk) for risk in CLOUDSPLAINING_RISKS if policy.get(risk)}
+            if risks:
+                out[policy.get("PolicyName") or policy.get("policy_name") or str(policy)[:60]] = risks
+    return out

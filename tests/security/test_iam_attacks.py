@@ -28,7 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from .iam_eval import Stack, apply_role_findings, boundary_findings, document, plan_role_findings, role_findings
+from .iam_eval import (
+    Stack,
+    apply_role_findings,
+    boundary_findings,
+    document,
+    plan_role_findings,
+    role_findings,
+)
 
 pytestmark = pytest.mark.slow
 
