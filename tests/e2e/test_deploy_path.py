@@ -64,7 +64,9 @@ def test_foundation_plan_and_apply(deployctl):
     assert res.result["foundation"] is True and res.result["gates"]["plan"]["passed"]
     created = {c["address"] for c in res.result["summary"]["changes"] if c["action"] == "create"}
     assert {"module.kms.aws_kms_key.this", "module.artifact_bucket.aws_s3_bucket.this"} <= created
-    assert all(a.startswith(("module.kms.", "module.artifact_bucket.", "module.ci_identity")) for a in created)
+    assert "module.iam_boundary.aws_iam_policy.this" in created
+    assert all(a.startswith(("module.kms.", "module.iam_boundary.", "module.artifact_bucket.", "module.ci_identity"))
+               for a in created)
     # reached through a host name (localhost): path-style S3 in the backend, the provider and boto3
     backend = (deployctl.root / "terraform/envs/dev/backend.hcl").read_text(encoding="utf-8")
     assert "use_path_style = true" in backend
