@@ -297,7 +297,7 @@ def cloudsplaining_findings(authorization_details: dict) -> dict[str, dict[str, 
     """Run cloudsplaining (offline) on a GetAccountAuthorizationDetails document.
 
     Returns {policy name: {risk: [what it flagged]}} for every inline or customer-managed policy with
-    a finding. cloudsplaining looks at what a policy allows without resource constraints (Resource
+    a finding (each risk of cloudsplaining's results is {"severity", "description", "findings"}). cloudsplaining looks at what a policy allows without resource constraints (Resource
     "*"), ignoring conditions: it is a second, independent reading, not a replacement for the
     questions above (which do evaluate resources, conditions and the boundary).
     """
@@ -308,7 +308,8 @@ def cloudsplaining_findings(authorization_details: dict) -> dict[str, dict[str, 
     out: dict[str, dict[str, list]] = {}
     for kind in ("inline_policies", "customer_managed_policies"):
         for policy in (results.get(kind) or {}).values():
-            risks = {risk: policy.get(risk) for risk in CLOUDSPLAINING_RISKS if policy.get(risk)}
+            risks = {risk: (policy.get(risk) or {}).get("findings") for risk in CLOUDSPLAINING_RISKS}
+            risks = {risk: found for risk, found in risks.items() if found}
             if risks:
                 out[policy.get("PolicyName") or policy.get("policy_name") or str(policy)[:60]] = risks
     return out

@@ -32,6 +32,7 @@ from .iam_eval import (
     Stack,
     apply_role_findings,
     boundary_findings,
+    cloudsplaining_findings,
     document,
     plan_role_findings,
     role_findings,
@@ -205,3 +206,23 @@ def test_the_evaluator_sees_the_original_holes():
     ]}
     found = plan_role_findings([old_plan], stack, KEY_ARN)
     assert any("via ssm" in f for f in found) and any("SecureString" in f for f in found)
+
+
+def test_cloudsplaining_runs_offline_and_flags_an_escalation():
+    """The analyzer the e2e runs on the deployed policies flags the classic Lambda escalation."""
+    pytest.importorskip("cloudsplaining")
+
+    def details(policy: dict) -> dict:
+        role = {"Path": "/", "RoleName": "r", "RoleId": "AROAEXAMPLE", "Arn": f"arn:aws:iam::{ACCOUNT}:role/r",
+                "CreateDate": "2026-01-01", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []},
+                "InstanceProfileList": [], "RolePolicyList": [{"PolicyName": "p", "PolicyDocument": policy}],
+                "AttachedManagedPolicies": [], "Tags": [], "RoleLastUsed": {}}
+        return {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [role], "Policies": []}
+
+    escalation = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+        "iam:PassRole", "lambda:CreateFunction", "lambda:InvokeFunction"]}]}
+    found = cloudsplaining_findings(details(escalation))
+    assert found["p"]["PrivilegeEscalation"][0]["type"] == "PassExistingRoleToNewLambdaThenInvoke"
+    scoped = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem",
+                                                      "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/t"}]}
+    assert cloudsplaining_findings(details(scoped)) == {}
