@@ -194,7 +194,9 @@ def apply_role_findings(policies, stack: Stack) -> list[str]:
             if allowed(policies, Request(action, arn, {"iam:PermissionsBoundary": stack.boundary_arn})):
                 out.append(f"apply role may {action} on {label} ({arn}) even with the env's boundary")
     for label in ("neighbour env (path)", "neighbour env (name prefix)", "CI apply role"):
-        for action in ("iam:UpdateAssumeRolePolicy", "iam:GetRolePolicy", "iam:DeleteRole"):
+        # reading its own role is refresh; reading a neighbour's is not
+        reads = ("iam:GetRolePolicy",) if label != "CI apply role" else ()
+        for action in ("iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:UpdateRole", *reads):
             if allowed(policies, Request(action, targets[label])):
                 out.append(f"apply role may {action} on {label}")
     if allowed(policies, Request("iam:DeleteRolePermissionsBoundary", own_role)):
@@ -251,6 +253,11 @@ def plan_role_findings(policies, stack: Stack, key_arn: str) -> list[str]:
                 out.append(f"plan role may {action} on {resource}")
     if not allowed(policies, Request("kms:Decrypt", key_arn, {"kms:ViaService": f"lambda.{region}.amazonaws.com"})):
         out.append("plan role can no longer read the functions' environments (refresh needs it)")
+    for resource in (stack.role("users"), f"arn:aws:iam::{stack.account}:role/{stack.prefix}-github-apply"):
+        if not allowed(policies, Request("iam:GetRolePolicy", resource)):
+            out.append(f"plan role can no longer refresh the role {resource}")
+    if allowed(policies, Request("iam:GetRolePolicy", stack.role("users", f"{stack.env}-eu", path=False))):
+        out.append("plan role may read another env's roles")
     return out
 
 

@@ -115,6 +115,11 @@ locals {
       actions   = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyTags", "iam:ListPolicyVersions"]
       resources = [local.boundary]
     }
+    # The two CI roles are in the state too (foundation): refresh reads them, nothing more.
+    CiRoles = {
+      actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"]
+      resources = local.ci_roles
+    }
     OidcProvider = {
       actions   = ["iam:GetOpenIDConnectProvider"]
       resources = ["${local.arn}:iam::${local.account}:oidc-provider/token.actions.githubusercontent.com"]
@@ -305,6 +310,11 @@ locals {
     Boundary = {
       actions   = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyTags", "iam:ListPolicyVersions"]
       resources = [local.boundary]
+    }
+    # The two CI roles are in the state too (foundation): refresh reads them, nothing more.
+    CiRoles = {
+      actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"]
+      resources = local.ci_roles
     }
     OidcProvider = {
       actions   = ["iam:GetOpenIDConnectProvider"]
