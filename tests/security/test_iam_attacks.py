@@ -226,3 +226,29 @@ def test_cloudsplaining_runs_offline_and_flags_an_escalation():
     scoped = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem",
                                                       "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/t"}]}
     assert cloudsplaining_findings(details(scoped)) == {}
+
+
+def test_cloudsplaining_on_the_rendered_policies(planned):
+    """The maintained analyzer on every rendered role policy and the boundary: nothing serious."""
+    pytest.importorskip("cloudsplaining")
+    roles, policies = [], []
+    for address, values in planned.items():
+        if values["type"] == "aws_iam_role_policy":
+            roles.append({"Path": "/", "RoleName": values["name"], "RoleId": f"AROA{len(roles):012d}",
+                          "Arn": f"arn:aws:iam::{ACCOUNT}:role/{values['name']}", "CreateDate": "2026-01-01",
+                          "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []},
+                          "InstanceProfileList": [], "AttachedManagedPolicies": [], "Tags": [], "RoleLastUsed": {},
+                          "RolePolicyList": [{"PolicyName": values["name"], "PolicyDocument": document(values["policy"])}]})
+        elif values["type"] == "aws_iam_policy":
+            policies.append({"PolicyName": values["name"], "PolicyId": "ANPABOUNDARY", "Arn": BOUNDARY_ARN,
+                             "Path": values["path"], "DefaultVersionId": "v1", "AttachmentCount": 0,
+                             "IsAttachable": True, "CreateDate": "2026-01-01", "UpdateDate": "2026-01-01",
+                             "PolicyVersionList": [{"Document": document(values["policy"]), "VersionId": "v1",
+                                                    "IsDefaultVersion": True, "CreateDate": "2026-01-01"}]})
+    assert len(roles) == 7  # 4 functions, the API Gateway logs role, the two CI roles
+    flagged = cloudsplaining_findings({"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": roles,
+                                       "Policies": policies})
+    serious = {name: {risk: found for risk, found in risks.items()
+                      if risk in ("PrivilegeEscalation", "ResourceExposure", "CredentialsExposure")}
+               for name, risks in flagged.items()}
+    assert {name: risks for name, risks in serious.items() if risks} == {}, flagged
