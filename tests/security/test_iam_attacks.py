@@ -232,7 +232,7 @@ def test_cloudsplaining_on_the_rendered_policies(planned):
     """The maintained analyzer on every rendered role policy and the boundary: nothing serious."""
     pytest.importorskip("cloudsplaining")
     roles, policies = [], []
-    for address, values in planned.items():
+    for values in planned.values():
         if values["type"] == "aws_iam_role_policy":
             roles.append({"Path": "/", "RoleName": values["name"], "RoleId": f"AROA{len(roles):012d}",
                           "Arn": f"arn:aws:iam::{ACCOUNT}:role/{values['name']}", "CreateDate": "2026-01-01",
