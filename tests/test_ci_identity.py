@@ -73,15 +73,17 @@ def test_plan_role_writes_nothing_but_the_state_lock_file():
     assert actions("plan")["State"] == ["s3:GetObject"]
 
 
-def test_plan_decrypts_only_through_ssm_and_lambda_with_the_env_key():
-    grant = grants()["plan_grants"]["KeyDecryptViaServices"]
+def test_plan_decrypts_only_lambda_environments_with_the_env_key():
+    grant = grants()["plan_grants"]["KeyDecryptViaLambda"]
     assert grant["actions"] == ["kms:Decrypt"] and grant["resources"] == ["${var.kms_key_arn}"]
-    services = grant["condition"]["StringEquals"]["kms:ViaService"]
-    assert sorted(services) == sorted(
-        ["lambda.${local.region}.amazonaws.com", "ssm.${local.region}.amazonaws.com"]
-    )
-    other = [sid for sid, acts in actions("plan").items() if "kms:Decrypt" in acts and sid != "KeyDecryptViaServices"]
+    assert grant["condition"]["StringEquals"]["kms:ViaService"] == ["lambda.${local.region}.amazonaws.com"]
+    other = [sid for sid, acts in actions("plan").items() if "kms:Decrypt" in acts and sid != "KeyDecryptViaLambda"]
     assert other == []
+    # and a Deny: no decrypt through SSM (any key, aws/ssm included) or directly
+    # (plan_denies is a merge() expression in HCL: the rendered policy is evaluated in
+    # tests/security/test_iam_attacks.py; here only that both denies are there)
+    denies = str(grants()["plan_denies"])
+    assert "NoDecryptButLambdaAndState" in denies and "NoSecureParameters" in denies
 
 
 def test_plan_reads_are_a_subset_of_apply():
@@ -100,10 +102,24 @@ def test_grants_have_no_wildcard_actions_and_name_scoped_resources():
                 if res == "*":
                     # only actions without resource-level permissions (or before the ARN exists)
                     assert sid in {"AutoScaling", "AutoScalingRead", "KeyCreate", "KeyList", "ParametersList"}, (role, sid)
-    # roles the apply role may create are the env's own, and it may pass them only to its services
-    assert grants()["roles"] == "${local.arn}:iam::${local.account}:role/${var.name}-*"
+    # roles the apply role may create are the env's own: its IAM path, not a name prefix
+    assert grants()["roles"] == "${local.arn}:iam::${local.account}:role${var.role_path}*"
     passed = grants()["apply_grants"]["PassRoles"]["condition"]["StringEquals"]["iam:PassedToService"]
     assert sorted(passed) == ["apigateway.amazonaws.com", "lambda.amazonaws.com"]
+
+
+def test_apply_role_changes_roles_only_with_the_boundary_and_keys_only_by_tag():
+    apply = grants()["apply_grants"]
+    assert apply["RolesWithTheBoundary"]["condition"] == "${local.has_boundary}"
+    assert grants()["has_boundary"] == {"StringEquals": {"iam:PermissionsBoundary": "${local.boundary}"}}
+    assert not any(a in {"iam:AttachRolePolicy", "iam:DeleteRolePermissionsBoundary", "kms:CreateKey"}
+                   for g in apply.values() for a in g["actions"])
+    for sid, g in apply.items():
+        if sid != "RolesWithTheBoundary":
+            assert not {"iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"} & set(g["actions"]), sid
+    assert apply["Key"]["resources"] == ["${local.keys}"] and apply["Key"]["condition"] == "${local.env_key}"
+    denies = grants()["apply_denies"]
+    assert {"NoSelfChange", "NoRoleWithoutTheBoundary", "NoBoundaryRemoval", "NoBoundaryChange"} <= set(denies)
 
 
 def test_apply_role_cannot_change_the_ci_roles():
@@ -138,9 +154,11 @@ def test_root_wires_the_module_for_one_repository():
     assert body["plan_subjects"] == ["pull_request"]
     assert body["apply_subjects"] == ["environment:${var.environment}"]
     assert body["state_bucket"] == "${var.state.bucket}" and body["state_key"] == "${var.state.key}"
+    assert body["permissions_boundary_arn"] == "${module.iam_boundary.arn}"
+    assert body["role_path"] == "${local.iam_path}"
     from deployctl.infra.pipeline import FOUNDATION_TARGETS
 
-    assert "module.ci_identity" in FOUNDATION_TARGETS
+    assert {"module.ci_identity", "module.iam_boundary"} <= set(FOUNDATION_TARGETS)
 
 
 # ---- the doc lists exactly these grants -------------------------------------------------
@@ -178,11 +196,14 @@ variables {
   account_id           = "123456789012"
   apply_subjects       = ["environment:prod"]
   artifact_bucket_name = "demo-prod-artifacts-123456789012"
+  key_tag              = { key = "DeployctlStack", value = "demo-prod" }
   kms_key_arn          = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
   name                 = "demo-prod"
   parameter_prefix     = "/prod/demo/"
+  permissions_boundary_arn = "arn:aws:iam::123456789012:policy/demo/prod/demo-prod-boundary"
   region               = "eu-west-1"
   repository           = "acme/api"
+  role_path            = "/demo/prod/"
   state_bucket         = "demo-tfstate-123456789012-eu-west-1"
   state_key            = "demo/prod/terraform.tfstate"
 }

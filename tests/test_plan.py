@@ -170,7 +170,8 @@ def test_prod_needs_yes_and_foundation_plans_are_targeted(project, recorder, mon
         recorder.terraform("plan")[0]
     )
     meta = json.loads((bundle_dir(project, "prod") / "bundle.json").read_text())
-    assert meta["foundation"] and meta["targets"] == ["module.kms", "module.artifact_bucket", "module.ci_identity"]
+    assert meta["foundation"] and meta["targets"] == ["module.kms", "module.iam_boundary", "module.artifact_bucket",
+                                                      "module.ci_identity"]
 
     run = run_cli(project, "apply", "--env", "prod")
     assert run.code == 4 and "needs confirmation" in run.err and "--yes" in run.err

@@ -16,8 +16,17 @@ from pathlib import Path
 import pytest
 
 from deployctl.config import load_env
+from security.iam_eval import (
+    Stack,
+    apply_role_findings,
+    boundary_findings,
+    cloudsplaining_findings,
+    document,
+    plan_role_findings,
+    role_findings,
+)
 
-from .conftest import CI_REPOSITORY
+from .conftest import CI_REPOSITORY, MOTO_ACCOUNT, REGION
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +64,9 @@ def test_foundation_plan_and_apply(deployctl):
     assert res.result["foundation"] is True and res.result["gates"]["plan"]["passed"]
     created = {c["address"] for c in res.result["summary"]["changes"] if c["action"] == "create"}
     assert {"module.kms.aws_kms_key.this", "module.artifact_bucket.aws_s3_bucket.this"} <= created
-    assert all(a.startswith(("module.kms.", "module.artifact_bucket.", "module.ci_identity")) for a in created)
+    assert "module.iam_boundary.aws_iam_policy.this" in created
+    assert all(a.startswith(("module.kms.", "module.iam_boundary.", "module.artifact_bucket.", "module.ci_identity"))
+               for a in created)
     # reached through a host name (localhost): path-style S3 in the backend, the provider and boto3
     backend = (deployctl.root / "terraform/envs/dev/backend.hcl").read_text(encoding="utf-8")
     assert "use_path_style = true" in backend
@@ -187,6 +198,7 @@ def test_aws_holds_what_the_modules_declare(deployctl):
                                                          MaxRecords=100)["MetricAlarms"]}
     assert alarms == plan_alarms and len(alarms) >= 10
     _check_ci_roles(deployctl, cfg, out)
+    _check_deployed_iam(deployctl, cfg, out)
     dashboard = json.loads(cw.get_dashboard(DashboardName=f"{cfg.app}-{cfg.name}")["DashboardBody"])
     assert dashboard["widgets"]
 
@@ -212,6 +224,58 @@ def _check_ci_roles(deployctl, cfg, out) -> None:
         subs = sub if isinstance(sub, list) else [sub]
         assert subject in subs and all(x.startswith(f"repo:{CI_REPOSITORY}:") for x in subs), (kind, subs)
         assert not any(x.endswith(":pull_request") for x in subs) if kind == "apply" else True
+
+
+def _inline(iam, role_name: str) -> list[dict]:
+    names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    return [document(iam.get_role_policy(RoleName=role_name, PolicyName=n)["PolicyDocument"]) for n in names]
+
+
+def _check_deployed_iam(deployctl, cfg, out) -> None:
+    """Issue 15 (1-3) on what the emulator holds: the policies as deployed, read back over HTTP."""
+    iam, kms = deployctl.client("iam"), deployctl.client("kms")
+    prefix, path = f"{cfg.app}-{cfg.name}", f"/{cfg.app}/{cfg.name}/"
+    (boundary_policy,) = [p for p in iam.list_policies(Scope="Local", PathPrefix=path)["Policies"]
+                          if p["PolicyName"] == f"{prefix}-boundary"]
+    boundary_arn = boundary_policy["Arn"]
+    boundary = document(iam.get_policy_version(PolicyArn=boundary_arn, VersionId=boundary_policy["DefaultVersionId"])
+                        ["PolicyVersion"]["Document"])
+    assert boundary_findings(boundary) == []
+    tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=out["kms_key_arn"])["Tags"]}
+    assert tags.get("DeployctlStack") == prefix, tags
+    secure = [f"{out['parameter_prefix']}{n}" for n, p in cfg.data["parameters"].items() if p.get("secure")]
+    stack = Stack(MOTO_ACCOUNT, REGION, cfg.app, cfg.name, boundary_arn, ("DeployctlStack", prefix), secure)
+
+    roles = [r for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]]
+    ci = {out["ci_plan_role_arn"], out["ci_apply_role_arn"]}
+    stack_roles = [r for r in roles if r["RoleName"].startswith(f"{prefix}-") and r["Arn"] not in ci]
+    assert len(stack_roles) == len(cfg.functions) + 1, [r["Arn"] for r in stack_roles]  # + API Gateway logs role
+    findings = []
+    for listed in stack_roles:
+        role = iam.get_role(RoleName=listed["RoleName"])["Role"]
+        carried = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if carried != boundary_arn or role["Path"] != path:
+            findings.append(f"{role['Arn']}: boundary {carried!r}, path {role['Path']!r}")
+        if iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]:
+            findings.append(f"{role['Arn']} has attached policies")
+        findings += role_findings(role["RoleName"], _inline(iam, role["RoleName"]),
+                                  boundary if carried == boundary_arn else None, stack)
+    apply_name, plan_name = (out[f"ci_{k}_role_arn"].rsplit("/", 1)[1] for k in ("apply", "plan"))
+    for name in (apply_name, plan_name):
+        assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == []
+    findings += apply_role_findings(_inline(iam, apply_name), stack)
+    findings += plan_role_findings(_inline(iam, plan_name), stack, out["kms_key_arn"])
+    assert findings == []
+
+    # the same documents through a maintained analyzer (cloudsplaining, offline): no privilege
+    # escalation, resource exposure or credentials exposure without resource constraints
+    details = iam.get_account_authorization_details(Filter=["Role", "LocalManagedPolicy"])
+    flagged = cloudsplaining_findings(details)
+    STATE["cloudsplaining"] = flagged
+    serious = {name: {k: v for k, v in risks.items() if k in ("PrivilegeEscalation", "ResourceExposure",
+                                                              "CredentialsExposure")}
+               for name, risks in flagged.items()}
+    assert {k: v for k, v in serious.items() if v} == {}, flagged
 
 
 def _resources(deployctl) -> list[dict]:

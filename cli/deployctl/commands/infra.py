@@ -79,7 +79,7 @@ def check():
 
 @click.command(short_help="Render, check, terraform plan, and save a reviewed plan bundle.")
 @click.option("--foundation", is_flag=True,
-              help="First deploy: plan only module.kms, module.artifact_bucket and module.ci_identity (-target), before publish-lambda.")
+              help="First deploy: plan only module.kms, module.iam_boundary, module.artifact_bucket and module.ci_identity (-target), before publish-lambda.")
 @env_option
 @tool_options
 @common_options

@@ -21,7 +21,7 @@ from deployctl.infra import render as render_mod
 from deployctl.infra.terraform import Terraform, backend_type, uses_aws
 from deployctl.ui import UI
 
-FOUNDATION_TARGETS = ["module.kms", "module.artifact_bucket", "module.ci_identity"]
+FOUNDATION_TARGETS = ["module.kms", "module.iam_boundary", "module.artifact_bucket", "module.ci_identity"]
 
 
 # -- account guard -----------------------------------------------------------------------

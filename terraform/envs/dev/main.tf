@@ -10,6 +10,12 @@ locals {
   table_write_actions    = ["dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
   parameter_read_actions = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
 
+  # IAM path of every role of the env: the CI apply role's role grants are scoped to it
+  # (a name prefix like <app>-dev-* would also match <app>-dev-eu-*).
+  iam_path = "/${var.app.name}/${var.environment}/"
+  # The tag that marks the env's key; the CI roles reach no key without it.
+  key_tag = { key = "DeployctlStack", value = local.prefix }
+
   # Exactly what each function's config lists: reads and writes on named
   # tables (and their indexes), reads under the env's parameter prefix.
   function_statements = {
@@ -36,7 +42,8 @@ locals {
   }
 }
 
-# ---- foundation (deployctl's first, targeted plan: module.kms and module.artifact_bucket)
+# ---- foundation (deployctl's first, targeted plan: module.kms, module.iam_boundary,
+# module.artifact_bucket and module.ci_identity)
 
 module "kms" {
   source = "../../modules/kms"
@@ -45,6 +52,20 @@ module "kms" {
   alias_name              = local.kms_alias_name
   deletion_window_in_days = var.protection.kms_deletion_window_days
   region                  = var.aws.region
+  tags                    = { (local.key_tag.key) = local.key_tag.value }
+}
+
+# The permissions boundary every role of the env carries (function roles, the API
+# Gateway logs role). Part of the foundation: the apply role may not change it.
+module "iam_boundary" {
+  source = "../../modules/iam_boundary"
+
+  account_id       = var.aws.account_id
+  kms_key_arn      = module.kms.key_arn
+  name             = local.prefix
+  parameter_prefix = local.parameter_prefix
+  path             = local.iam_path
+  region           = var.aws.region
 }
 
 module "artifact_bucket" {
@@ -63,18 +84,22 @@ module "ci_identity" {
   source = "../../modules/ci_identity"
   count  = var.ci.github_repository == "" ? 0 : 1
 
-  account_id           = var.aws.account_id
-  apply_subjects       = ["environment:${var.environment}"]
-  artifact_bucket_name = local.artifact_bucket
-  kms_key_arn          = module.kms.key_arn
-  name                 = local.prefix
-  oidc_provider_arn    = var.ci.oidc_provider_arn
-  parameter_prefix     = local.parameter_prefix
-  plan_subjects        = ["pull_request"]
-  region               = var.aws.region
-  repository           = var.ci.github_repository
-  state_bucket         = var.state.bucket
-  state_key            = var.state.key
+  account_id               = var.aws.account_id
+  apply_subjects           = ["environment:${var.environment}"]
+  artifact_bucket_name     = local.artifact_bucket
+  key_tag                  = local.key_tag
+  kms_key_arn              = module.kms.key_arn
+  name                     = local.prefix
+  oidc_provider_arn        = var.ci.oidc_provider_arn
+  parameter_prefix         = local.parameter_prefix
+  permissions_boundary_arn = module.iam_boundary.arn
+  plan_subjects            = ["pull_request"]
+  region                   = var.aws.region
+  repository               = var.ci.github_repository
+  role_path                = local.iam_path
+  secure_parameter_names   = [for name, p in var.parameters : "${local.parameter_prefix}${name}" if p.secure]
+  state_bucket             = var.state.bucket
+  state_key                = var.state.key
 }
 
 # ---- data and configuration -----------------------------------------------------
@@ -138,8 +163,10 @@ module "functions" {
   layers                         = [for layer in each.value.layers : module.layers[layer].arn if contains(keys(module.layers), layer)]
   log_retention_days             = var.logs.retention_days
   memory_size                    = coalesce(each.value.memory_mb, var.lambda.memory_mb)
+  permissions_boundary           = module.iam_boundary.arn
   policy_statements              = local.function_statements[each.key]
   reserved_concurrent_executions = each.value.reserved_concurrency > 0 ? each.value.reserved_concurrency : null
+  role_path                      = local.iam_path
   runtime                        = var.lambda.runtime
   s3_bucket                      = each.value.s3_bucket
   s3_key                         = each.value.s3_key
@@ -158,7 +185,9 @@ module "api" {
   logging_level          = var.api.logging_level
   name                   = local.prefix
   openapi_body           = local.openapi_body
+  permissions_boundary   = module.iam_boundary.arn
   region                 = var.aws.region
+  role_path              = local.iam_path
   stage_name             = var.environment
   throttling_burst_limit = var.api.throttle_burst_limit
   throttling_rate_limit  = var.api.throttle_rate_limit

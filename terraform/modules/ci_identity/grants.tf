@@ -1,6 +1,8 @@
 # The one list of what CI may do: docs/real-account.md's deployer permissions are checked
 # against these maps by tests/test_ci_identity.py. Keys are statement ids; resources are
-# scoped to the env's name prefix (var.name) wherever the service supports resource ARNs.
+# scoped to the env's name prefix (var.name) wherever the service supports resource ARNs,
+# roles to the env's IAM path (var.role_path: a name prefix such as app-dev-* would also
+# match app-dev-eu-*), and the KMS key to the env's tag (var.key_tag).
 
 locals {
   arn     = "arn:${data.aws_partition.current.partition}"
@@ -18,9 +20,16 @@ locals {
     # execution logs are named by the REST API's id, known only after creation
     "${local.arn}:logs:${local.region}:${local.account}:log-group:API-Gateway-Execution-Logs_*",
   ]
-  parameters = "${local.arn}:ssm:${local.region}:${local.account}:parameter${trimsuffix(var.parameter_prefix, "/")}/*"
-  roles      = "${local.arn}:iam::${local.account}:role/${var.name}-*"
-  ci_roles   = ["${local.arn}:iam::${local.account}:role/${var.name}-github-plan", "${local.arn}:iam::${local.account}:role/${var.name}-github-apply"]
+  parameters   = "${local.arn}:ssm:${local.region}:${local.account}:parameter${trimsuffix(var.parameter_prefix, "/")}/*"
+  roles        = "${local.arn}:iam::${local.account}:role${var.role_path}*"
+  ci_roles     = ["${local.arn}:iam::${local.account}:role/${var.name}-github-plan", "${local.arn}:iam::${local.account}:role/${var.name}-github-apply"]
+  keys         = "${local.arn}:kms:${local.region}:${local.account}:key/*"
+  env_key      = { StringEquals = { "aws:ResourceTag/${var.key_tag.key}" = var.key_tag.value } }
+  boundary     = var.permissions_boundary_arn
+  has_boundary = { StringEquals = { "iam:PermissionsBoundary" = local.boundary } }
+  secure_parameters = [
+    for name in var.secure_parameter_names : "${local.arn}:ssm:${local.region}:${local.account}:parameter${name}"
+  ]
   rest_apis = [
     "${local.arn}:apigateway:${local.region}::/account",
     "${local.arn}:apigateway:${local.region}::/restapis",
@@ -84,11 +93,32 @@ locals {
     }
     Roles = {
       actions = [
-        "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole", "iam:GetRolePolicy",
-        "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole", "iam:ListRolePolicies",
-        "iam:PutRolePolicy", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
+        "iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
+        "iam:ListRolePolicies",
       ]
       resources = [local.roles]
+    }
+    # Creating a role or changing its policies (the actions that carry iam:PermissionsBoundary)
+    # only with the env's boundary set: whatever policy it gets, the boundary caps it.
+    RolesWithTheBoundary = {
+      actions   = ["iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"]
+      resources = [local.roles]
+      condition = local.has_boundary
+    }
+    # No iam:PermissionsBoundary in their request context: only roles on the env's path,
+    # which could only be created with the boundary, and may not lose it (denies below).
+    RolesOnThePath = {
+      actions   = ["iam:DeleteRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole"]
+      resources = [local.roles]
+    }
+    Boundary = {
+      actions   = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyTags", "iam:ListPolicyVersions"]
+      resources = [local.boundary]
+    }
+    # The two CI roles are in the state too (foundation): refresh reads them, nothing more.
+    CiRoles = {
+      actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"]
+      resources = local.ci_roles
     }
     OidcProvider = {
       actions   = ["iam:GetOpenIDConnectProvider"]
@@ -104,8 +134,10 @@ locals {
       resources = ["${local.arn}:iam::${local.account}:role/aws-service-role/dynamodb.application-autoscaling.amazonaws.com/*"]
       condition = { StringEquals = { "iam:AWSServiceName" = ["dynamodb.application-autoscaling.amazonaws.com"] } }
     }
-    KeyCreate = {
-      actions   = ["kms:CreateKey", "kms:ListAliases"]
+    # No kms:CreateKey: the key is part of the foundation (a person). Every key action needs the
+    # env's tag on the key; tagging needs it already, so no other key can be pulled in.
+    KeyList = {
+      actions   = ["kms:ListAliases"]
       resources = ["*"]
     }
     Key = {
@@ -115,10 +147,12 @@ locals {
         "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:TagResource",
         "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
       ]
-      resources = [
-        "${local.arn}:kms:${local.region}:${local.account}:key/*",
-        "${local.arn}:kms:${local.region}:${local.account}:alias/${var.name}",
-      ]
+      resources = [local.keys]
+      condition = local.env_key
+    }
+    KeyAlias = {
+      actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+      resources = ["${local.arn}:kms:${local.region}:${local.account}:alias/${var.name}"]
     }
     Functions = {
       actions = [
@@ -200,6 +234,27 @@ locals {
       ]
       resources = local.ci_roles
     }
+    # Whatever another policy of the role might allow: no role without the env's boundary,
+    # no boundary removed, the boundary policy itself never edited.
+    NoRoleWithoutTheBoundary = {
+      actions = [
+        "iam:AttachRolePolicy", "iam:CreateRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
+        "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
+      ]
+      resources = ["*"]
+      condition = { StringNotEquals = { "iam:PermissionsBoundary" = local.boundary } }
+    }
+    NoBoundaryRemoval = {
+      actions   = ["iam:DeleteRolePermissionsBoundary"]
+      resources = ["*"]
+    }
+    NoBoundaryChange = {
+      actions = [
+        "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
+        "iam:TagPolicy", "iam:UntagPolicy",
+      ]
+      resources = [local.boundary]
+    }
   }
 
   # ---- plan: refresh and diff only; the only writes are the state lock file ----------------
@@ -252,6 +307,15 @@ locals {
       ]
       resources = [local.roles]
     }
+    Boundary = {
+      actions   = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyTags", "iam:ListPolicyVersions"]
+      resources = [local.boundary]
+    }
+    # The two CI roles are in the state too (foundation): refresh reads them, nothing more.
+    CiRoles = {
+      actions   = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"]
+      resources = local.ci_roles
+    }
     OidcProvider = {
       actions   = ["iam:GetOpenIDConnectProvider"]
       resources = ["${local.arn}:iam::${local.account}:oidc-provider/token.actions.githubusercontent.com"]
@@ -262,14 +326,16 @@ locals {
     }
     Key = {
       actions   = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
-      resources = ["${local.arn}:kms:${local.region}:${local.account}:key/*"]
+      resources = [local.keys]
+      condition = local.env_key
     }
-    # Refresh reads SecureString values (the provider always asks SSM to decrypt) and Lambda
-    # environments under the CMK: decrypt only through those two services.
-    KeyDecryptViaServices = {
+    # Refresh reads the Lambda environments (plain settings, never secrets) under the CMK, which
+    # Lambda decrypts with the caller's rights. Terraform reads no SecureString (app_config knows
+    # only their names), so nothing is granted through SSM (and plan_denies forbids it).
+    KeyDecryptViaLambda = {
       actions   = ["kms:Decrypt"]
       resources = [var.kms_key_arn]
-      condition = { StringEquals = { "kms:ViaService" = ["lambda.${local.region}.amazonaws.com", "ssm.${local.region}.amazonaws.com"] } }
+      condition = { StringEquals = { "kms:ViaService" = ["lambda.${local.region}.amazonaws.com"] } }
     }
     Functions = {
       actions = [
@@ -307,6 +373,7 @@ locals {
       actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListQueueTags"]
       resources = ["${local.arn}:sqs:${local.region}:${local.account}:${var.name}-*"]
     }
+    # Plain parameters (refresh of app_config); a SecureString read here is ciphertext only.
     Parameters = {
       actions   = ["ssm:GetParameter", "ssm:GetParameters", "ssm:ListTagsForResource"]
       resources = [local.parameters]
@@ -317,12 +384,40 @@ locals {
     }
   }
 
-  plan_statements = [
-    for sid, g in local.plan_grants : merge(
-      { Sid = sid, Effect = "Allow", Action = g.actions, Resource = g.resources },
-      try({ Condition = g.condition }, {}),
-    )
-  ]
+  # A pull request assumes the plan role (any branch's copy of the workflow): it must never
+  # reach a secret. No decrypt except Lambda's (function settings) and S3's (the state object,
+  # under the aws/s3 key), whichever key a SecureString uses (aws/ssm included), and no read
+  # of the env's declared SecureStrings at all.
+  plan_denies = merge(
+    {
+      NoDecryptButLambdaAndState = {
+        actions   = ["kms:Decrypt"]
+        resources = ["*"]
+        condition = { StringNotEquals = { "kms:ViaService" = ["lambda.${local.region}.amazonaws.com", "s3.${local.region}.amazonaws.com"] } }
+      }
+    },
+    length(local.secure_parameters) == 0 ? {} : {
+      NoSecureParameters = {
+        actions   = ["ssm:GetParameter", "ssm:GetParameterHistory", "ssm:GetParameters", "ssm:GetParametersByPath"]
+        resources = local.secure_parameters
+      }
+    },
+  )
+
+  plan_statements = concat(
+    [
+      for sid, g in local.plan_grants : merge(
+        { Sid = sid, Effect = "Allow", Action = g.actions, Resource = g.resources },
+        try({ Condition = g.condition }, {}),
+      )
+    ],
+    [
+      for sid, g in local.plan_denies : merge(
+        { Sid = sid, Effect = "Deny", Action = g.actions, Resource = g.resources },
+        try({ Condition = g.condition }, {}),
+      )
+    ],
+  )
   apply_statements = concat(
     [
       for sid, g in local.apply_grants : merge(
@@ -330,6 +425,11 @@ locals {
         try({ Condition = g.condition }, {}),
       )
     ],
-    [for sid, g in local.apply_denies : { Sid = sid, Effect = "Deny", Action = g.actions, Resource = g.resources }],
+    [
+      for sid, g in local.apply_denies : merge(
+        { Sid = sid, Effect = "Deny", Action = g.actions, Resource = g.resources },
+        try({ Condition = g.condition }, {}),
+      )
+    ],
   )
 }

@@ -2,6 +2,10 @@ data "aws_partition" "current" {}
 
 # GitHub Actions OpenID Connect: a provider (one per account, or reused) and two roles
 # trusted by exactly one repository. The grants themselves are data in grants.tf.
+# The two CI roles stay on the default path "/", outside the env's role path: the
+# apply role's role grants (var.role_path) never reach them, and NoSelfChange denies
+# it any change to them as well. They carry no permissions boundary (the boundary
+# forbids every iam: action the apply role needs); a person applies them.
 
 locals {
   issuer            = "token.actions.githubusercontent.com"
@@ -58,7 +62,7 @@ resource "aws_iam_role_policy" "plan" {
 
 resource "aws_iam_role" "apply" {
   name                 = "${var.name}-github-apply"
-  description          = "deployctl apply from GitHub Actions (${var.repository}): what the stack needs, scoped to ${var.name}-*"
+  description          = "deployctl apply from GitHub Actions (${var.repository}): what the stack needs, roles on ${var.role_path} with the env boundary"
   assume_role_policy   = local.trust.apply
   max_session_duration = 3600
   tags                 = var.tags

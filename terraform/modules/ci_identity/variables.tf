@@ -23,6 +23,19 @@ variable "artifact_bucket_name" {
   type        = string
 }
 
+variable "key_tag" {
+  description = "The tag that marks the env's KMS key (the kms module sets it): every key action of the CI roles needs it on the key (aws:ResourceTag)."
+  type = object({
+    key   = string
+    value = string
+  })
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.:/=+@-]{1,128}$", var.key_tag.key)) && length(var.key_tag.value) > 0
+    error_message = "key_tag needs a tag key (letters, digits, _.:/=+@-) and a non-empty value."
+  }
+}
+
 variable "kms_key_arn" {
   description = "ARN of the env's customer-managed key (SecureString parameters, Lambda environment, logs, queues, topics, tables)."
   type        = string
@@ -59,6 +72,16 @@ variable "parameter_prefix" {
   }
 }
 
+variable "permissions_boundary_arn" {
+  description = "ARN of the env's permissions boundary (module iam_boundary): the apply role may create or change roles only with it set, and may not edit it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN."
+  }
+}
+
 variable "plan_subjects" {
   description = "OIDC subject claims (after repo:OWNER/NAME:) that may assume the read-only plan role. No wildcards."
   type        = list(string)
@@ -82,6 +105,27 @@ variable "repository" {
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$", var.repository))
     error_message = "repository must look like owner/name (no wildcards)."
+  }
+}
+
+variable "role_path" {
+  description = "IAM path of the env's roles, /<app>/<env>/: the apply role's role grants are scoped to it (the CI roles themselves stay outside it)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^/[a-z0-9-]+/[a-z0-9-]+/$", var.role_path))
+    error_message = "role_path must look like /<app>/<env>/."
+  }
+}
+
+variable "secure_parameter_names" {
+  description = "Full names of the env's SecureString parameters: the plan role is denied reading them."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for n in var.secure_parameter_names : startswith(n, "/")])
+    error_message = "secure_parameter_names must be full parameter names starting with /."
   }
 }
 

@@ -77,11 +77,15 @@ data "aws_iam_policy_document" "this" {
   }
 }
 
+# Under the env's IAM path, capped by the env's permissions boundary: the CI
+# apply role may only create or change roles that carry it.
 resource "aws_iam_role" "this" {
-  name               = var.function_name
-  description        = "Execution role of ${var.function_name}"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = var.tags
+  name                 = var.function_name
+  path                 = var.role_path
+  description          = "Execution role of ${var.function_name}"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy" "this" {

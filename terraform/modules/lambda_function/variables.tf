@@ -95,6 +95,16 @@ variable "memory_size" {
   }
 }
 
+variable "permissions_boundary" {
+  description = "ARN of the env's permissions boundary policy (module iam_boundary), set on the function's role."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+", var.permissions_boundary))
+    error_message = "permissions_boundary must be an IAM policy ARN: every role of the stack carries the env's boundary."
+  }
+}
+
 variable "policy_statements" {
   description = "The function's permissions, keyed by statement id: exact actions on exact resources. No wildcard actions, no \"*\" resource."
   type = map(object({
@@ -122,6 +132,17 @@ variable "reserved_concurrent_executions" {
   validation {
     condition     = var.reserved_concurrent_executions == null || try(var.reserved_concurrent_executions >= 1, false)
     error_message = "reserved_concurrent_executions must be null or at least 1 (0 would disable the function)."
+  }
+}
+
+variable "role_path" {
+  description = "IAM path of the function's role, /<app>/<env>/: the CI apply role's IAM grants are scoped to it."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*$", var.role_path))
+    error_message = "role_path must start and end with / (e.g. /<app>/<env>/)."
   }
 }
 

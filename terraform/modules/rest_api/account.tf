@@ -55,10 +55,12 @@ data "aws_iam_policy_document" "apigateway_logs" {
 resource "aws_iam_role" "cloudwatch" {
   count = var.manage_account_settings ? 1 : 0
 
-  name               = "${var.name}-apigateway-cloudwatch"
-  description        = "API Gateway account CloudWatch Logs role (${var.region})"
-  assume_role_policy = data.aws_iam_policy_document.apigateway_assume.json
-  tags               = var.tags
+  name                 = "${var.name}-apigateway-cloudwatch"
+  path                 = var.role_path
+  description          = "API Gateway account CloudWatch Logs role (${var.region})"
+  assume_role_policy   = data.aws_iam_policy_document.apigateway_assume.json
+  permissions_boundary = var.permissions_boundary
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy" "cloudwatch" {

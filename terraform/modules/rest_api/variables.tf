@@ -103,6 +103,16 @@ variable "openapi_body" {
   }
 }
 
+variable "permissions_boundary" {
+  description = "ARN of the env's permissions boundary policy (module iam_boundary), set on the API Gateway CloudWatch role."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+", var.permissions_boundary))
+    error_message = "permissions_boundary must be an IAM policy ARN: every role of the stack carries the env's boundary."
+  }
+}
+
 variable "region" {
   description = "The region of the API (scopes the API Gateway CloudWatch role to this region's log groups)."
   type        = string
@@ -110,6 +120,17 @@ variable "region" {
   validation {
     condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
     error_message = "region must be an AWS region like eu-west-1."
+  }
+}
+
+variable "role_path" {
+  description = "IAM path of the API Gateway CloudWatch role, /<app>/<env>/: the CI apply role's IAM grants are scoped to it."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_+=,.@-]+/)*$", var.role_path))
+    error_message = "role_path must start and end with / (e.g. /<app>/<env>/)."
   }
 }
 
