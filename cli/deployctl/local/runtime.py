@@ -473,3 +473,38 @@ def decode_log_tail(tail: str | None) -> str:
 
 def env_from(mapping: Mapping[str, str] | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (mapping or {}).items()}
+
+
+# -- a function of the env config, from its built zips ---------------------------------------------
+
+
+def built_code(cfg, functions) -> dict[str, Code]:
+    """The zips ``deployctl package`` builds (cached by input hash) for ``functions``, as :class:`Code`."""
+    from deployctl.artifacts import packaging
+
+    build = packaging.build(cfg, functions)
+    layers = {a.function: a.path for a in build.layers}
+    return {a.function: Code.from_files(a.path, [layers[n] for n in cfg.functions[a.function].get("layers", [])])
+            for a in build.functions}
+
+
+def spec_for(cfg, function: str, code: Code, aws: dict[str, str]) -> FunctionSpec:
+    """The :class:`FunctionSpec` of ``[functions.<function>]``: its name, handler, memory, timeout and
+    environment exactly as Terraform configures them (``naming.function_environment``)."""
+    from deployctl import naming
+
+    fn = cfg.functions[function]
+    return FunctionSpec(
+        name=naming.function_name(cfg, function), handler=fn["handler"],
+        runtime=str(cfg.get("lambda.runtime", "python3.12")), code=code,
+        memory_mb=int(fn.get("memory_mb") or cfg.get("lambda.memory_mb", 128)),
+        timeout_s=float(fn.get("timeout_s") or cfg.get("lambda.timeout_s", 10)),
+        region=cfg.region, account_id=cfg.account_id or "000000000000",
+        environment=naming.function_environment(cfg, function), aws=dict(aws),
+    )
+
+
+def cache_for(cfg) -> Path:
+    from deployctl.artifacts import packaging
+
+    return packaging.cache_dir(cfg) / CACHE_SUBDIR
