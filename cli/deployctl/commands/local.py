@@ -17,9 +17,12 @@ from deployctl.commands._common import common_options, env_option, settings, ui
               help="Address to bind. Anything but loopback exposes the API (no auth) to your network.")
 @click.option("--client-timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
               help="Seconds a connection may sit idle or stall mid-request before it is closed.")
+@click.option("--artifacts", is_flag=True, default=False,
+              help="Run the built zips (deployctl package) as Lambda does: /var/task + /opt/python, "
+                   "in warm workers of the env runtime's Python (python3.12), not lambda_src/ in-process.")
 @env_option
 @common_options
-def local(port, host, client_timeout):
+def local(port, host, client_timeout, artifacts):
     """Serve the OpenAPI routes on localhost, invoking the real handlers.
 
     Routes come from api/openapi.json, handlers from lambda_src/ with each
@@ -49,7 +52,7 @@ def local(port, host, client_timeout):
 
     out.step(f"starting the {cfg.name} API locally (embedded DynamoDB, no AWS)")
     server = LocalServer(cfg, host=host, port=port, on_request=log_request, log=out.info,
-                         client_timeout_s=client_timeout)
+                         client_timeout_s=client_timeout, artifacts=artifacts)
     info = server.start()
     human = "\n".join([
         f"deployctl local: serving {cfg.app} ({cfg.name}) on {info.url}",
