@@ -157,7 +157,7 @@ def ensure_sdk(runtime: str) -> Path:
 
 
 def _read_only(tree: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(tree):
+    for dirpath, _dirnames, filenames in os.walk(tree):
         for name in filenames:
             p = os.path.join(dirpath, name)
             os.chmod(p, os.stat(p).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
