@@ -17,6 +17,7 @@ import pytest
 
 from deployctl.config import load_env
 
+from . import api_checks
 from .conftest import CI_REPOSITORY
 
 pytestmark = pytest.mark.e2e
@@ -267,6 +268,7 @@ def test_promote_canary_then_full_then_rollback(deployctl):
     live = _live(deployctl, "users")
     assert live["FunctionVersion"] == STATE["new_version"]
     assert not live.get("RoutingConfig", {}).get("AdditionalVersionWeights")
+    api_checks.check_promoted(deployctl, STATE["outputs"], "users", STATE["new_version"])
 
     deployctl("rollback", "--env", "dev", "--function", "users", "--yes")
     assert _live(deployctl, "users")["FunctionVersion"] == STATE["old_live"]
