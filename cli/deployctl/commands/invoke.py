@@ -42,9 +42,9 @@ def event(route, body, query, path):
     from deployctl.errors import UsageError
     from deployctl.local.events import route_event
 
+    cfg = _env_cfg()
     if not route:
         raise UsageError("--route is required", where="--route", hint='e.g. deployctl event --route "GET /items"')
-    cfg = _env_cfg()
     function, doc = route_event(cfg, route, body=body, query=query, path=path)
     out = ui()
     out.info(f"{route.strip()} -> function {function}")
