@@ -40,7 +40,7 @@ def test_up_from_an_empty_emulator(deployctl):
     assert steps["foundation"]["status"] == "done" and steps["foundation"]["applied"]
     assert steps["stack"]["status"] == "done" and steps["stack"]["applied"]
     assert steps["publish"]["bytes_uploaded"] > 0
-    assert steps["smoke test"]["status"] == "done", steps["smoke test"]  # served by moto_compat (7)
+    assert steps["smoke test"]["status"] == "passed", steps["smoke test"]  # served by moto_compat (7)
     assert res.result["outputs"]["health_url"].endswith("/dev/health")
     api_checks.check_api(deployctl, res.result["outputs"])
     api_checks.check_invoke(deployctl)
@@ -54,7 +54,7 @@ def test_second_up_uploads_nothing_and_applies_nothing(deployctl):
     assert res.result["applied"] is False and res.result["changed"] is False
     assert {s["step"]: s["status"] for s in res.result["steps"]} == {
         "state bucket": "ok", "foundation": "ok", "secrets": "ok", "publish": "ok", "stack": "ok",
-        "smoke test": "done"}
+        "smoke test": "passed"}
 
 
 def _secret(deployctl) -> tuple[str, dict]:

@@ -302,9 +302,7 @@ def lambda_environment(spec: FunctionSpec, task: Path, opt: Path | None, sdk: Pa
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
         "PATH": "/usr/local/bin:/usr/bin:/bin" + (f":{opt}/bin" if opt else ""),
-        "PYTHONUNBUFFERED": "",
     })
-    env.pop("PYTHONUNBUFFERED")
     return env
 
 
@@ -326,7 +324,14 @@ class Worker:
         self.proc = runner.spawn([interpreter, "-I", "-S", "-B", str(WORKER), json.dumps(config)],
                                  env=lambda_environment(spec, task, opt, sdk), cwd=task,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
-        first = self._read(WORKER_START_TIMEOUT_S)
+        try:
+            first = self._read(WORKER_START_TIMEOUT_S)
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, TimeoutError):
+                raise OperationFailed(f"the {spec.runtime} worker of {spec.name} did not finish its init phase "
+                                      f"in {WORKER_START_TIMEOUT_S:.0f}s", hint="what does the module do at import?") from None
+            raise
         self.init_ms = (time.perf_counter() - started) * 1000  # runtime start + the module's import, as Lambda counts
         self.init_log = first.get("log", "")
         self.init_error: dict | None = first.get("error") if first.get("type") == "init_error" else None
