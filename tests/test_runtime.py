@@ -283,3 +283,16 @@ def test_local_artifacts_serves_the_built_zips_behind_the_same_gateway_checks(pr
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert IMPORT_ERROR in err
+
+
+def test_a_zip_entry_outside_the_code_directory_is_refused_and_nothing_is_written(tmp_path):
+    from deployctl.errors import OperationFailed
+
+    cache = tmp_path / "cache"
+    for name in ("../escaped.py", "/tmp/absolute-escape.py", "a/../../escaped2.py"):
+        code = runtime.Code(_zip({"ok.py": "", name: "x = 1\n"}))
+        with pytest.raises(OperationFailed, match="escapes the code directory"):
+            code.layout(cache)
+    assert not (tmp_path / "escaped.py").exists() and not (cache / "escaped2.py").exists()
+    assert not Path("/tmp/absolute-escape.py").exists()
+    assert not list((cache / "task").glob("*/ok.py"))  # nothing half-unpacked is left as a layout
