@@ -171,3 +171,34 @@ def test_emulator_url_leaves_other_urls_alone():
     assert emulator_url("https://example.com/dev/health", "http://localhost:4566") == "https://example.com/dev/health"
     assert emulator_url("https://abc123.execute-api.us-east-1.amazonaws.com/prod/a/b?x=1", "http://h:1/") == (
         "http://h:1/restapis/abc123/prod/_user_request_/a/b?x=1")
+
+
+@needs_312
+def test_the_e2e_api_helper_reaches_the_stage_and_the_log_stream_names_the_version(deployed):
+    import boto3
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from e2e import api_checks
+
+    class _Moto:
+        endpoint = deployed["endpoint"]
+
+    class _Deployctl:
+        moto = _Moto()
+
+    logs = boto3.client("logs", endpoint_url=deployed["endpoint"], region_name="eu-west-1", **{
+        k.lower(): v for k, v in FAKE_CREDENTIALS.items() if k.startswith("AWS_") and "REGION" not in k})
+
+    def streams() -> set[str]:
+        return {s["logStreamName"] for s in logs.describe_log_streams(logGroupName="/aws/lambda/rtdemo-dev-echo")
+                ["logStreams"]}
+
+    before = streams()
+    outputs = {"health_url": f"https://{deployed['api']}.execute-api.eu-west-1.amazonaws.com/dev/health"}
+    base = api_checks.api_base(_Deployctl(), outputs)
+    assert base.endswith(f"/restapis/{deployed['api']}/dev/_user_request_") and "//" not in base.split("://", 1)[1]
+    status, body, _ = api_checks.request("POST", f"{base}/echo", {"name": "v"})
+    assert status == 200 and body["event"]["path"] == "/echo"
+    cli(deployed["root"], "invoke", "--env", "dev", "--function", "echo", **_env_moto(deployed))  # Qualifier=live
+    new = streams() - before
+    assert len(new) == 2 and all("[1]" in name for name in new), new  # live -> version 1, as Lambda names them

@@ -19,7 +19,7 @@ from deployctl.infra.up import emulator_url
 def api_base(deployctl, outputs: dict) -> str:
     health = outputs["health_url"]
     assert health.endswith("/health"), health
-    return emulator_url(health.removesuffix("/health"), deployctl.moto.endpoint)
+    return emulator_url(health.removesuffix("/health"), deployctl.moto.endpoint).rstrip("/")  # no "//health"
 
 
 def request(method: str, url: str, body: dict | None = None) -> tuple[int, dict | None, dict]:

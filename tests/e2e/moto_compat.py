@@ -375,6 +375,19 @@ def _lambda_executor() -> None:
 
     LambdaFunction._invoke_lambda = _invoke_lambda
 
+    # moto/awslambda/responses.py LambdaResponse.invoke reads the lower-case "qualifier" parameter, but
+    # the SDKs send ?Qualifier=...: every Invoke of an alias or version ran $LATEST. Read it as sent.
+    from moto.awslambda.responses import LambdaResponse
+
+    original_invoke = LambdaResponse.invoke
+
+    def invoke(self):
+        if "Qualifier" in self.querystring and "qualifier" not in self.querystring:
+            self.querystring["qualifier"] = self.querystring["Qualifier"]
+        return original_invoke(self)
+
+    LambdaResponse.invoke = invoke
+
 
 def _find_api(api_id: str):
     from moto.apigateway.models import apigateway_backends
