@@ -59,7 +59,8 @@ def warm(repeat: int, tmp: Path) -> tuple[float, float]:
     spec = runtime.spec_for(cfg, "echo", code, {})
     event = {"httpMethod": "GET", "path": "/echo", "body": "x" * 200}
     sys.path.insert(0, str(project / "lambda_src"))
-    from echo.handler import handler  # the same source, imported in this process
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        from echo.handler import handler  # the same source, imported in this process
 
     inproc, worker = [], []
     with runtime.Runtime(spec.runtime, tmp / "cache") as rt, open(os.devnull, "w") as devnull:
