@@ -82,9 +82,21 @@ def _probe(candidate: str, version: str) -> bool:
     return result.ok and result.stdout.strip() == version
 
 
+def _pyenv_root() -> str:
+    """``pyenv root`` when pyenv is installed (through the runner), else ""."""
+    if not shutil.which("pyenv"):
+        return ""
+    try:
+        result = runner.run(["pyenv", "root"], timeout=30)
+    except (ToolMissing, OperationFailed):
+        return ""
+    return result.stdout.strip() if result.ok else ""
+
+
 def find_interpreter(runtime: str, override: str | None = None) -> str:
     """The interpreter of ``runtime``: ``DEPLOYCTL_LAMBDA_PYTHON`` (or ``override``), else
-    ``python3.X`` on PATH, else pyenv's ``$(pyenv root)/versions/3.X.*/bin/python3.X``.
+    ``python3.X`` on PATH, else pyenv's ``$(pyenv root)/versions/3.X.*/bin/python3.X`` (``PYENV_ROOT``,
+    ``pyenv root``, ``~/.pyenv``).
 
     None of them: :class:`ToolMissing` (exit 3) naming the version and how to get one."""
     version = python_version(runtime)
@@ -99,7 +111,7 @@ def find_interpreter(runtime: str, override: str | None = None) -> str:
     on_path = shutil.which(exe)
     if on_path:
         candidates.append(on_path)
-    roots = [os.environ.get("PYENV_ROOT") or "", str(Path.home() / ".pyenv")]
+    roots = [os.environ.get("PYENV_ROOT") or "", _pyenv_root(), str(Path.home() / ".pyenv")]
     for root in dict.fromkeys(r for r in roots if r):
         candidates += sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", exe)), reverse=True)
     for candidate in candidates:
