@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import glob
 import hashlib
+import io
 import json
 import math
 import os
@@ -36,7 +37,6 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,7 +185,7 @@ def _unpack(zips: list[bytes], dest: Path) -> Path:
         tree = staging / "t"
         tree.mkdir()
         for data in zips:
-            with zipfile.ZipFile(_BytesFile(data)) as zf:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 for info in zf.infolist():
                     target = (tree / info.filename).resolve()
                     if not target.is_relative_to(tree.resolve()):
@@ -210,12 +210,6 @@ def _unpack(zips: list[bytes], dest: Path) -> Path:
         return dest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _BytesFile(data: bytes):
-    import io
-
-    return io.BytesIO(data)
 
 
 @dataclass
@@ -486,10 +480,6 @@ class Runtime:
 
 def decode_log_tail(tail: str | None) -> str:
     return base64.b64decode(tail).decode("utf-8", "replace") if tail else ""
-
-
-def env_from(mapping: Mapping[str, str] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (mapping or {}).items()}
 
 
 # -- a function of the env config, from its built zips ---------------------------------------------
