@@ -316,9 +316,12 @@ def _runtime(name: str):
     from deployctl.local import runtime
 
     if not _RUNTIME:
+        import shutil
+
         _CACHE.append(tempfile.mkdtemp(prefix="moto-lambda-"))
         _RUNTIME.append(runtime.Runtime(name, Path(_CACHE[0])))
-        atexit.register(_RUNTIME[0].close)
+        atexit.register(shutil.rmtree, _CACHE[0], True)
+        atexit.register(_RUNTIME[0].close)  # runs first: the workers end, then their unpacked code goes
     return _RUNTIME[0]
 
 
@@ -539,6 +542,9 @@ def main(argv: list[str]) -> int:
     from moto.server import main as moto_main
 
     ENDPOINT.append(f"http://127.0.0.1:{port}")
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # terminate() runs atexit: workers end, caches go
 
     print(f"moto_compat: fixes applied: {', '.join(APPLIED)}", file=sys.stderr, flush=True)
     moto_main(["-H", "127.0.0.1", "-p", str(port)])
