@@ -16,8 +16,8 @@ from deployctl.cli import cli
 from deployctl.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["local", "package", "publish-lambda", "promote", "rollback", "render", "check", "plan", "apply",
-            "outputs", "bootstrap", "up", "destroy", "verify", "sbom", "secret", "doctor"]
+COMMANDS = ["local", "event", "invoke", "package", "publish-lambda", "promote", "rollback", "render", "check", "plan",
+            "apply", "outputs", "bootstrap", "up", "destroy", "verify", "sbom", "secret", "doctor"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from deployctl import __version__
-from deployctl.commands import artifacts, doctor, infra, local, secret, supply_chain
+from deployctl.commands import artifacts, doctor, infra, invoke, local, secret, supply_chain
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import (
@@ -141,6 +141,8 @@ def cli() -> None:
 
 for command in (
     local.local,
+    invoke.event,
+    invoke.invoke,
     artifacts.package,
     artifacts.publish_lambda,
     artifacts.promote,

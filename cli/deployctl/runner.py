@@ -161,3 +161,20 @@ def set_runner(runner: Runner) -> Runner:
 
 def run(argv: Sequence[str], **kwargs) -> Result:
     return _runner.run(argv, **kwargs)
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | Path | None = None,
+          stdin=None, stdout=None, stderr=None) -> subprocess.Popen:
+    """Start a long-lived process (a Lambda worker of deployctl.local.runtime) from an argument list.
+
+    Unlike :meth:`Runner.run` it does not wait, and ``env`` is the child's WHOLE environment
+    (nothing of ours is inherited). The caller owns the process and must end it."""
+    argv = [str(a) for a in argv]
+    exe = _runner.which(argv[0])
+    if exe is None:
+        raise ToolMissing(f"'{argv[0]}' was not found", hint="install it or point deployctl at it")
+    try:
+        return subprocess.Popen([exe, *argv[1:]], cwd=str(cwd) if cwd else None, env=dict(env), stdin=stdin,
+                                stdout=stdout, stderr=stderr, start_new_session=True)
+    except OSError as exc:
+        raise OperationFailed(f"could not start {argv[0]}: {exc.strerror}") from exc

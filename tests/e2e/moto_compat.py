@@ -302,9 +302,267 @@ def _authorization_details_policy_names() -> None:
         Policy.policy_id = property(lambda self: self.id)
 
 
+# -- (8) Lambda Invoke without Docker, and API Gateway's Lambda proxy at moto's URL -----------------
+# moto/awslambda/models.py LambdaFunction._invoke_lambda runs the code in a Docker container
+# (lambci / shogo82148 images); without Docker every Invoke answers "error running docker".
+# moto/apigateway/models.py serves a stage's URL only in decorator mode (responses callbacks,
+# "This only works when using the decorators, not in ServerMode"), and its integration parsers
+# know HTTP and AWS but not AWS_PROXY (TypeUnknownParser raises NotImplementedError).
+# Here (the emulator standing in for Lambda and API Gateway, so test-side: the product never
+# runs code inside moto):
+# * Invoke runs the function's code as moto holds it -- the zip fetched from moto's S3 by the
+#   version's Code (S3Bucket/S3Key/S3ObjectVersion), and its layer versions' zips, in order --
+#   in deployctl's runtime-faithful worker (deployctl/local/runtime.py: the runtime's own
+#   python3.12, /var/task + /opt, the bundled SDK, a warm worker per function version),
+#   pointed back at this moto server; the log is saved to the function's log group as moto does;
+# * a request to LocalStack's URL form, /restapis/{api}/{stage}/_user_request_/{path} (also what
+#   `deployctl up`'s smoke test calls on an emulator), or with Host {api}.execute-api.*, is routed
+#   by the deployed API's resources and methods; an AWS_PROXY integration's Lambda (alias or
+#   version from its URI) gets the REST proxy event (v1) and its proxy result is the response.
+#   Not emulated: request validators, authorizers, mapping templates, MOCK integrations (500).
+
+ENDPOINT: list[str] = []
+_RUNTIME: list = []
+_CACHE: list[str] = []
+
+
+def _runtime(name: str):
+    import atexit
+    import tempfile
+    from pathlib import Path
+
+    from deployctl.local import runtime
+
+    if not _RUNTIME:
+        import shutil
+
+        _CACHE.append(tempfile.mkdtemp(prefix="moto-lambda-"))
+        _RUNTIME.append(runtime.Runtime(name, Path(_CACHE[0])))
+        atexit.register(shutil.rmtree, _CACHE[0], True)
+        atexit.register(_RUNTIME[0].close)  # runs first: the workers end, then their unpacked code goes
+    return _RUNTIME[0]
+
+
+def _s3_bytes(account_id: str, partition: str, code: dict) -> bytes | None:
+    from moto.s3.models import s3_backends
+
+    if not code.get("S3Bucket"):
+        return None
+    backend = s3_backends[account_id][partition]
+    try:
+        key = backend.get_object(code["S3Bucket"], code["S3Key"], version_id=code.get("S3ObjectVersion"))
+    except Exception:  # noqa: BLE001 - moto stores versions as the bucket's versioning allows
+        key = backend.get_object(code["S3Bucket"], code["S3Key"])
+    return key.value if key is not None else None
+
+
+def _lambda_code(fn):
+    from moto.awslambda.models import lambda_backends
+
+    from deployctl.local.runtime import Code
+
+    code = _s3_bytes(fn.account_id, fn.partition, fn.code) or fn.code_bytes
+    layers = []
+    backend = lambda_backends[fn.account_id][fn.region]
+    for layer in fn.layers or []:
+        lv = backend._layers.get_layer_version_by_arn(layer["Arn"])
+        layers.append(_s3_bytes(fn.account_id, fn.partition, lv.content) or lv.code_bytes)
+    return Code(code, layers)
+
+
+def run_lambda(fn, event):
+    """Invoke moto's function version ``fn`` with ``event`` in the worker: a local.runtime.Invocation."""
+    from deployctl.local.runtime import FunctionSpec
+
+    spec = FunctionSpec(name=fn.function_name, handler=fn.handler, runtime=fn.run_time, code=_lambda_code(fn),
+                        memory_mb=int(fn.memory_size), timeout_s=float(fn.timeout), region=fn.region,
+                        account_id=fn.account_id, version=str(fn.version),
+                        environment={str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
+                        aws={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                             "AWS_SESSION_TOKEN": "testing", "AWS_ENDPOINT_URL": ENDPOINT[0]})
+    return _runtime(fn.run_time).invoke(spec, event, arn=fn.function_arn)
+
+
+@_fix("lambda invoke without docker (runtime-faithful worker)")
+def _lambda_executor() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    def _invoke_lambda(self, event=None):
+        self.logs_backend.ensure_log_group(self.logs_group_name)
+        inv = run_lambda(self, event if event is not None else {})
+        self.save_logs(inv.log)
+        tail = inv.log.encode()[-4096:].decode("utf-8", "replace")  # LogType=Tail: the last 4 KB
+        return inv.payload, inv.function_error is not None, tail
+
+    LambdaFunction._invoke_lambda = _invoke_lambda
+
+    # moto/awslambda/responses.py LambdaResponse.invoke reads the lower-case "qualifier" parameter, but
+    # the SDKs send ?Qualifier=...: every Invoke of an alias or version ran $LATEST. Read it as sent.
+    from moto.awslambda.responses import LambdaResponse
+
+    original_invoke = LambdaResponse.invoke
+
+    def invoke(self):
+        if "Qualifier" in self.querystring and "qualifier" not in self.querystring:
+            self.querystring["qualifier"] = self.querystring["Qualifier"]
+        return original_invoke(self)
+
+    LambdaResponse.invoke = invoke
+
+
+def _find_api(api_id: str):
+    from moto.apigateway.models import apigateway_backends
+
+    for account_id, regions in list(apigateway_backends.items()):
+        for region, backend in list(regions.items()):
+            if api_id in backend.apis:
+                return account_id, region, backend.apis[api_id]
+    return None
+
+
+def _match(api, path: str):
+    import re
+
+    candidates = []
+    for resource in api.resources.values():
+        template = resource.get_path()
+        names = re.findall(r"\{([^}/]+)\}", template)
+        pattern = "".join(f"(?P<p{names.index(part[1:-1])}>[^/]+)" if part.startswith("{") else re.escape(part)
+                          for part in re.split(r"(\{[^}/]+\})", template))
+        m = re.fullmatch(pattern, path)
+        if m:
+            candidates.append((len(names), resource, {n: m.group(f"p{i}") for i, n in enumerate(names)}))
+    candidates.sort(key=lambda c: c[0])  # literal paths before templated ones
+    return (candidates[0][1], candidates[0][2]) if candidates else (None, {})
+
+
+def _gateway_json(start_response, status: str, doc: dict, extra=()):
+    body = json.dumps(doc).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra])
+    return [body]
+
+
+def serve_api(environ, start_response, api_id: str, stage: str, path: str):
+    """One request to a deployed REST API stage, as API Gateway's Lambda proxy integration serves it."""
+    import base64
+    import time
+    import uuid
+    from urllib.parse import parse_qsl, unquote
+
+    from moto.awslambda.models import lambda_backends
+
+    request_id = str(uuid.uuid4())
+    found = _find_api(api_id)
+    if found is None or stage not in found[2].stages:
+        return _gateway_json(start_response, "403 Forbidden", {"message": "Forbidden"})
+    account_id, region, api = found
+    method = environ["REQUEST_METHOD"].upper()
+    resource, params = _match(api, path)
+    api_method = resource.resource_methods.get(method) or resource.resource_methods.get("ANY") if resource else None
+    if api_method is None or api_method.method_integration is None:
+        return _gateway_json(start_response, "403 Forbidden", {"message": "Missing Authentication Token"},
+                             [("x-amzn-ErrorType", "MissingAuthenticationTokenException")])
+    integration = api_method.method_integration
+    if str(integration.integration_type).upper() != "AWS_PROXY":
+        return _gateway_json(start_response, "500 Internal Server Error",
+                             {"message": f"moto_compat: {integration.integration_type} integrations are not emulated"})
+    function_arn = integration.uri.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
+    parts = function_arn.split(":")
+    name, qualifier = parts[6], (parts[7] if len(parts) > 7 else None)
+    fn = lambda_backends[account_id][region].get_function(name, qualifier)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    headers, multi = {}, {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            header = key.removeprefix("HTTP_").replace("_", "-").title()
+            if value:
+                headers[header] = value
+                multi.setdefault(header, []).append(value)
+    query, mquery = {}, {}
+    for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        query[key] = value
+        mquery.setdefault(key, []).append(value)
+    try:
+        body, b64 = (raw.decode("utf-8"), False) if raw else (None, False)
+    except UnicodeDecodeError:
+        body, b64 = base64.b64encode(raw).decode(), True
+    now = time.time()
+    event = {
+        "resource": resource.get_path(), "path": path, "httpMethod": method,
+        "headers": headers or None, "multiValueHeaders": multi or None,
+        "queryStringParameters": query or None, "multiValueQueryStringParameters": mquery or None,
+        "pathParameters": {k: unquote(v) for k, v in params.items()} or None, "stageVariables": None,
+        "requestContext": {
+            "accountId": account_id, "apiId": api_id, "resourceId": resource.id, "resourcePath": resource.get_path(),
+            "httpMethod": method, "path": f"/{stage}{path}", "stage": stage, "protocol": "HTTP/1.1",
+            "requestId": request_id, "extendedRequestId": uuid.uuid4().hex[:16],
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000), "domainName": f"{api_id}.execute-api.{region}.amazonaws.com",
+            "identity": {"sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1"),
+                         "userAgent": headers.get("User-Agent")},
+        },
+        "body": body, "isBase64Encoded": b64,
+    }
+    inv = run_lambda(fn, event)
+    fn.logs_backend.ensure_log_group(fn.logs_group_name)
+    fn.save_logs(inv.log)
+    bad = ("502 Bad Gateway", {"message": "Internal server error"})
+    try:
+        result = json.loads(inv.payload)
+    except ValueError:
+        result = None
+    if inv.function_error or not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
+        return _gateway_json(start_response, bad[0], bad[1], [("x-amzn-RequestId", request_id)])
+    out_headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        out_headers += [(str(key), str(v)) for v in values]
+    data = result.get("body") or ""
+    data = base64.b64decode(data) if result.get("isBase64Encoded") else data.encode("utf-8")
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(result["statusCode"]).phrase
+    except ValueError:
+        phrase = "Unknown"
+    out_headers = [(k, v) for k, v in out_headers if k.lower() not in ("content-length", "connection")]
+    start_response(f"{result['statusCode']} {phrase}",
+                   [*out_headers, ("Content-Length", str(len(data))), ("x-amzn-RequestId", request_id)])
+    return [data]
+
+
+@_fix("apigateway lambda proxy at moto's URL")
+def _api_proxy() -> None:
+    import re
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    user_request = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
+    host = re.compile(r"^(?P<api>[a-z0-9]+)\.execute-api\.")
+    original = DomainDispatcherApplication.__call__
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        m = user_request.match(path)
+        if m:
+            return serve_api(environ, start_response, m["api"], m["stage"], m["path"] or "/")
+        h = host.match(environ.get("HTTP_HOST", ""))
+        if h:
+            stage, _, rest = path.lstrip("/").partition("/")
+            return serve_api(environ, start_response, h["api"], stage, "/" + rest)
+        return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = __call__
+
+
 def main(argv: list[str]) -> int:
     port = int(argv[0]) if argv else 5000
     from moto.server import main as moto_main
+
+    ENDPOINT.append(f"http://127.0.0.1:{port}")
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # terminate() runs atexit: workers end, caches go
 
     print(f"moto_compat: fixes applied: {', '.join(APPLIED)}", file=sys.stderr, flush=True)
     moto_main(["-H", "127.0.0.1", "-p", str(port)])

@@ -26,6 +26,7 @@ from security.iam_eval import (
     role_findings,
 )
 
+from . import api_checks
 from .conftest import CI_REPOSITORY, MOTO_ACCOUNT, REGION
 
 pytestmark = pytest.mark.e2e
@@ -331,6 +332,7 @@ def test_promote_canary_then_full_then_rollback(deployctl):
     live = _live(deployctl, "users")
     assert live["FunctionVersion"] == STATE["new_version"]
     assert not live.get("RoutingConfig", {}).get("AdditionalVersionWeights")
+    api_checks.check_promoted(deployctl, STATE["outputs"], "users", STATE["new_version"])
 
     deployctl("rollback", "--env", "dev", "--function", "users", "--yes")
     assert _live(deployctl, "users")["FunctionVersion"] == STATE["old_live"]

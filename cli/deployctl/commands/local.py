@@ -21,9 +21,12 @@ from deployctl.commands._common import common_options, env_option, settings, ui
               help="Seconds a request line and headers may take in all, from their first byte (then 408).")
 @click.option("--max-connections", type=click.IntRange(1, 10000), default=64, show_default=True,
               help="Connections served at once; more are answered 503 and closed.")
+@click.option("--artifacts", is_flag=True, default=False,
+              help="Run the built zips (deployctl package) as Lambda does: /var/task + /opt/python, "
+                   "in warm workers of the env runtime's Python (python3.12), not lambda_src/ in-process.")
 @env_option
 @common_options
-def local(port, host, client_timeout, header_timeout, max_connections):
+def local(port, host, client_timeout, header_timeout, max_connections, artifacts):
     """Serve the OpenAPI routes on localhost, invoking the real handlers.
 
     Routes come from api/openapi.json, handlers from lambda_src/ with each
@@ -54,7 +57,7 @@ def local(port, host, client_timeout, header_timeout, max_connections):
     out.step(f"starting the {cfg.name} API locally (embedded DynamoDB, no AWS)")
     server = LocalServer(cfg, host=host, port=port, on_request=log_request, log=out.info,
                          client_timeout_s=client_timeout, header_timeout_s=header_timeout,
-                         max_connections=max_connections)
+                         max_connections=max_connections, artifacts=artifacts)
     info = server.start()
     human = "\n".join([
         f"deployctl local: serving {cfg.app} ({cfg.name}) on {info.url}",

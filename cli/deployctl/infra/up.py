@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -73,13 +74,26 @@ def _plan_and_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: b
                 {"summary": applied["summary"], "applied": True})
 
 
+def emulator_url(url: str, endpoint: str) -> str:
+    """The emulator's address of an execute-api URL: LocalStack's form
+    ``{endpoint}/restapis/{api}/{stage}/_user_request_/{path}`` (moto serves it through the
+    e2e's compat layer). A URL that is not an execute-api URL is returned unchanged."""
+    m = re.match(r"^https://([a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/([^/?#]+)(/[^?#]*)?(\?.*)?$",
+                 url)
+    if not m:
+        return url
+    api, stage, path, query = m.group(1), m.group(2), m.group(3) or "/", m.group(4) or ""
+    return f"{endpoint.rstrip('/')}/restapis/{api}/{stage}/_user_request_{path}{query}"
+
+
 def smoke_test(url: str | None) -> dict:
-    """GET the health URL when it can be reached: never against an emulator (its URLs point at AWS)."""
+    """GET the health URL; with ``AWS_ENDPOINT_URL`` (an emulator holds the stack) at the emulator's
+    address of that URL (:func:`emulator_url`)."""
     if not url:
         return {"status": "skipped", "reason": "the stack has no health_url output"}
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        return {"status": "skipped", "url": url,
-                "reason": "AWS_ENDPOINT_URL is set: an emulator holds the stack, its API URL is not served"}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        url = emulator_url(url, endpoint)
     started = time.monotonic()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}),

@@ -303,6 +303,8 @@ class LocalApp:
         self._env_keys = set().union(*self._envs.values()) if self._envs else set()
         self._lock = threading.Lock()
         self.before_invoke: dict[str, Callable[[], None]] = {}  # function -> hook (e.g. seed SSM)
+        self.runtime = None  # --artifacts: a local.runtime.Runtime running the built zips
+        self.specs: dict = {}  # --artifacts: function -> local.runtime.FunctionSpec
 
     def _function_env(self, fn: str) -> dict[str, str]:
         env = naming.function_environment(self.cfg, fn)
@@ -321,6 +323,8 @@ class LocalApp:
 
     # handlers are imported from lambda_src/ as Lambda would (handler = module.attr)
     def load_handlers(self) -> None:
+        if self.runtime is not None:
+            return  # --artifacts: the built zips run in the runtime's workers, nothing is imported here
         if not self.lambda_dir.is_dir():
             raise ConfigError("the Lambda source folder is missing", where=str(self.lambda_dir))
         put_lambda_src_on_path(self.lambda_dir)
@@ -506,8 +510,16 @@ class LocalApp:
         return [reply.body]
 
     def invoke(self, fn: str, event: dict, request_id: str = "") -> Reply:
-        handler = self._handlers.get(fn) or self._import(fn)
         hook = self.before_invoke.get(fn)
+        if self.runtime is not None:
+            if hook is not None:
+                hook()
+            inv = self.runtime.invoke(self.specs[fn], event)
+            sys.stderr.write(inv.log)
+            if inv.function_error:  # what API Gateway answers for a failed Lambda proxy invocation
+                return json_reply(502, {"message": "Internal server error", "requestId": request_id})
+            return proxy_result(json.loads(inv.payload), request_id)
+        handler = self._handlers.get(fn) or self._import(fn)
         if hook is not None:
             hook()
         context = LambdaContext(self.cfg, fn, self._timeout(fn), self._memory(fn))
@@ -594,8 +606,11 @@ class LocalServer:
     def __init__(self, cfg: EnvConfig, host: str = "127.0.0.1", port: int = 3000,
                  on_request: Callable[[str, str, int, float, str], None] | None = None,
                  log: Callable[[str], None] | None = None, client_timeout_s: float = CLIENT_TIMEOUT_S,
-                 header_timeout_s: float = HEADER_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS):
+                 header_timeout_s: float = HEADER_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
+                 artifacts: bool = False):
         self.cfg = cfg
+        self.artifacts = artifacts  # run the built zips in runtime-faithful workers (local.runtime)
+        self.runtime = None
         self.host = host
         self.port = port
         self.on_request = on_request
@@ -627,6 +642,8 @@ class LocalServer:
                 if spec.get("reads_parameters"):
                     app.before_invoke[fn] = self.backend.ensure_parameters
             self.backend.provision()
+            if self.artifacts:
+                self._use_artifacts(app, endpoint)
             app.load_handlers()
         except BaseException:
             self.close()
@@ -664,10 +681,24 @@ class LocalServer:
                 signal.signal(sig, handler)
             self.close()
 
+    def _use_artifacts(self, app: LocalApp, endpoint: str) -> None:
+        from deployctl.local import runtime
+
+        name = str(self.cfg.get("lambda.runtime", "python3.12"))
+        interpreter = runtime.find_interpreter(name)
+        functions = sorted({r.function for r in app.routes})
+        code = runtime.built_code(self.cfg, functions)
+        self.runtime = app.runtime = runtime.Runtime(name, runtime.cache_for(self.cfg), interpreter)
+        app.specs = {fn: runtime.spec_for(self.cfg, fn, code[fn], {**FAKE_AWS, "AWS_ENDPOINT_URL": endpoint})
+                     for fn in functions}
+
     def close(self) -> None:
         if self.httpd is not None:
             self.httpd.server_close()
             self.httpd = None
+        if self.runtime is not None:
+            self.runtime.close()
+            self.runtime = None
         self.backend.stop()
 
 

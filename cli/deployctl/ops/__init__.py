@@ -1,0 +1,1 @@
+"""Day-two operations on a deployed env: invoking its functions."""
