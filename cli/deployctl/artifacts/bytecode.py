@@ -107,11 +107,14 @@ _probed: dict[str, Interpreter | None] = {}
 
 def _probe(command: str) -> Interpreter | None:
     """The interpreter ``command`` runs (a path or a name on PATH), or None if it does not run."""
-    if command in _probed:
-        return _probed[command]
-    found = None
     exe = runner.get_runner().which(command)
-    if exe is not None:
+    if exe is None:
+        return None
+    exe = os.path.abspath(exe)
+    if exe in _probed:  # memo by the file it runs (PATH may change between builds)
+        return _probed[exe]
+    found = None
+    if exe:
         try:
             res = runner.run([exe, "-I", "-c", _PROBE], timeout=60)
         except DeployctlError:
@@ -123,7 +126,7 @@ def _probe(command: str) -> Interpreter | None:
                 name = None
             if name == "cpython" and tag:
                 found = Interpreter(path=exe, cache_tag=str(tag), version=str(version), magic=str(magic))
-    _probed[command] = found
+    _probed[exe] = found
     return found
 
 

@@ -369,9 +369,9 @@ def build(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Pa
     cache = cache_dir(cfg)
     scan = Scan(cache, tree)
     selected = {name: _select(cfg, name, src, scan) for name in names}
+    pyc = bytecode.find(cfg)  # a bad explicit interpreter is refused before anything is written
     out = _output_dir(Path(output_dir) if output_dir else default_output_dir(cfg), given=output_dir is not None)
     epoch = source_date_epoch()
-    pyc = bytecode.find(cfg)
     bytecode.warn(pyc)
     built_layers = {name: layer_build.build_layer(cfg, name, out, cache, epoch, req=layer_reqs[name], pyc=pyc)
                     for name in layer_names}
