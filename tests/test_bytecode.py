@@ -80,6 +80,7 @@ def inspect(tree: Path) -> dict:
     return json.loads(out)
 
 
+@pytest.mark.slow
 @needs312
 def test_every_source_gets_an_unchecked_hash_pyc_of_the_runtime_named_as_lambda_sees_it(tmp_path, wheels, with312):  # noqa: F811
     project = make_project(tmp_path / "p")
@@ -114,6 +115,7 @@ def test_the_runtime_runs_the_shipped_bytecode_without_reading_or_writing_anythi
     assert sorted(p.relative_to(task).as_posix() for p in task.rglob("*")) == before
 
 
+@pytest.mark.slow
 @needs312
 def test_bytecode_zips_are_byte_identical_across_directories_umasks_and_mtimes(tmp_path, wheels, with312):  # noqa: F811
     shas = []

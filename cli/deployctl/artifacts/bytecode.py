@@ -114,18 +114,17 @@ def _probe(command: str) -> Interpreter | None:
     if exe in _probed:  # memo by the file it runs (PATH may change between builds)
         return _probed[exe]
     found = None
-    if exe:
+    try:
+        res = runner.run([exe, "-I", "-S", "-c", _PROBE], timeout=60)
+    except DeployctlError:
+        res = None
+    if res is not None and res.ok:
         try:
-            res = runner.run([exe, "-I", "-c", _PROBE], timeout=60)
-        except DeployctlError:
-            res = None
-        if res is not None and res.ok:
-            try:
-                name, tag, version, magic = json.loads(res.stdout.strip().splitlines()[-1])
-            except (ValueError, IndexError, TypeError):
-                name = None
-            if name == "cpython" and tag:
-                found = Interpreter(path=exe, cache_tag=str(tag), version=str(version), magic=str(magic))
+            name, tag, version, magic = json.loads(res.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError, TypeError):
+            name = None
+        if name == "cpython" and tag:
+            found = Interpreter(path=exe, cache_tag=str(tag), version=str(version), magic=str(magic))
     _probed[exe] = found
     return found
 
