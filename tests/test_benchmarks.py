@@ -39,3 +39,20 @@ def test_bench_invoke_local_starts_and_prints_its_table_on_a_tiny_input():
                 "cold start (Init Duration), no layer (empty handler)",
                 "cold start (Init Duration), health-check + shared layer"):
         assert rows[row][-1].endswith("x"), proc.stdout
+
+
+def test_bench_handlers_runs_as_shipped_and_prints_its_cold_import_table():
+    """One handler, one round: it packages, unpacks, runs the runtime's Python and prints the ratios."""
+    from deployctl.artifacts import bytecode
+    from deployctl.config import load_env
+
+    if bytecode.find(load_env("dev", ROOT)).interpreter is None:
+        pytest.skip("needs the runtime's Python (python3.12) to run the handlers as Lambda does")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_handlers.py"), "--runs", "1", "--requests", "20",
+                           "--function", "health-check"], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.strip().startswith("health.health_check.handler")]
+    assert len(rows) == 2, proc.stdout  # the budget's row and the import + first log line row
+    assert "<= 1.2x" in rows[0] and rows[0].rstrip().endswith("x"), proc.stdout
+    assert "items." not in proc.stdout  # --function limits the run

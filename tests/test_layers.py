@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from deployctl import runner
-from deployctl.artifacts import layers, manifest, packaging, publish
+from deployctl.artifacts import bytecode, layers, manifest, packaging, publish
 from deployctl.config import load_defaults, load_env
 from deployctl.errors import ConfigError
 from deployctl.infra import render
@@ -60,7 +60,8 @@ class Recording(runner.Runner):
         self.seen: list[list[str]] = []
 
     def run(self, argv, **kwargs):
-        self.seen.append([str(a) for a in argv])
+        if list(argv[1:3]) == ["-m", "pip"]:  # pip only (the bytecode compiler runs through the runner too)
+            self.seen.append([str(a) for a in argv])
         return super().run(argv, **kwargs)
 
 
@@ -132,7 +133,10 @@ def test_layer_is_built_for_the_lambda_platform_under_python_and_cached(tmp_path
     assert listing == sorted(listing)
     assert all(n.startswith("python/") for n in listing)
     assert "python/tinydep/__init__.py" in listing
-    assert not any(n.endswith((".pyc", "direct_url.json")) or "/bin/" in n or "__pycache__" in n for n in listing)
+    assert not any(n.endswith((".pyo", "direct_url.json")) or "/bin/" in n for n in listing)
+    # the only bytecode is ours: beside a .py of the zip, for the runtime's Python (none if it is missing)
+    assert {n for n in listing if "__pycache__" in n or n.endswith(".pyc")} <= {
+        bytecode.pyc_name(n, "cpython-312") for n in listing if n.endswith(".py")}
     with zipfile.ZipFile(layer.path) as zf:
         record = zf.read("python/tinydep-1.0.dist-info/RECORD").decode()
         infos = zf.infolist()

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from deployctl import runner
-from deployctl.artifacts import packaging
+from deployctl.artifacts import bytecode, packaging
 from deployctl.cli import cli
 from deployctl.config import Settings, load_defaults, load_env
 from deployctl.errors import ConfigError, UsageError
@@ -44,9 +44,15 @@ def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "proj")
 
 
-def names(path: Path) -> list[str]:
+def names(path: Path, *, pyc: bool = True) -> list[str]:
+    """The zip's entries (``pyc=False``: without the bytecode beside the sources)."""
     with zipfile.ZipFile(path) as zf:
-        return zf.namelist()
+        return [n for n in zf.namelist() if pyc or not n.endswith(".pyc")]
+
+
+def own_pyc(listing: list[str]) -> set[str]:
+    """The bytecode deployctl may ship: one runtime .pyc beside each .py of the zip."""
+    return {bytecode.pyc_name(n, "cpython-312") for n in listing if n.endswith(".py")}
 
 
 def invoke(args: list[str], root: Path, **env: str):
@@ -76,11 +82,13 @@ def test_each_function_gets_its_handler_and_exactly_the_shared_code_it_imports(p
     (project / "lambda_src/shared/.DS_Store").write_bytes(b"junk")
     cfg = load_defaults(project)
     arts = {a.function: a for a in packaging.package(cfg, output_dir=tmp_path / "out")}
-    assert names(arts["alpha"].path) == [
+    assert names(arts["alpha"].path, pyc=False) == [
         "shared/__init__.py", "shared/util.py", "svc/__init__.py", "svc/alpha.py", "svc/common.py"]
-    assert names(arts["beta"].path) == ["shared/__init__.py", "shared/fmt.py", "svc/__init__.py", "svc/beta.py"]
-    assert names(arts["gamma"].path) == ["other/gamma.py"]
+    assert names(arts["beta"].path, pyc=False) == ["shared/__init__.py", "shared/fmt.py", "svc/__init__.py", "svc/beta.py"]
+    assert names(arts["gamma"].path, pyc=False) == ["other/gamma.py"]
     for fn, art in arts.items():
+        assert "svc/__pycache__/alpha.cpython-311.pyc" not in names(art.path)  # the tree's own caches never
+        assert set(names(art.path)) - set(names(art.path, pyc=False)) <= own_pyc(names(art.path))
         assert art.files == len(names(art.path))
         assert_importable(art.path, cfg.functions[fn]["handler"], tmp_path / "x")
 
@@ -284,7 +292,8 @@ def test_requirements_installed_for_the_lambda_platform_and_normalised(project, 
 
     class Recording(runner.Runner):
         def run(self, argv, **kwargs):
-            seen.append([str(a) for a in argv])
+            if list(argv[1:3]) == ["-m", "pip"]:  # pip only (the bytecode compiler runs through the runner too)
+                seen.append([str(a) for a in argv])
             return super().run(argv, **kwargs)
 
     previous = runner.set_runner(Recording())
@@ -307,7 +316,8 @@ def test_requirements_installed_for_the_lambda_platform_and_normalised(project, 
 
     listing = names(art.path)
     assert "other/gamma.py" in listing and "tinydep/__init__.py" in listing
-    assert not any(n.startswith("bin/") or "/tests/" in n or n.endswith(".pyc") for n in listing), listing
+    assert not any(n.startswith("bin/") or "/tests/" in n for n in listing), listing
+    assert {n for n in listing if n.endswith(".pyc")} <= own_pyc(listing), listing
     with zipfile.ZipFile(art.path) as zf:
         record = zf.read("tinydep-1.0.dist-info/RECORD").decode()
     rows = list(csv.reader(io.StringIO(record)))
@@ -355,7 +365,8 @@ def test_real_lambda_src_packages_and_imports(tmp_path):
         listing = names(art.path)
         handler_file = cfg.functions[art.function]["handler"].rpartition(".")[0].replace(".", "/") + ".py"
         assert handler_file in listing
-        assert not any("__pycache__" in n or n.endswith(".pyc") or "/tests/" in n for n in listing)
+        assert not any("/tests/" in n for n in listing)
+        assert {n for n in listing if "__pycache__" in n or n.endswith(".pyc")} <= own_pyc(listing)
         assert_importable(art.path, cfg.functions[art.function]["handler"], tmp_path / "imp")
 
 

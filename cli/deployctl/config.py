@@ -170,6 +170,9 @@ SCHEMA = Table(
                 "terraform": Str(),
                 "checkov": Str(),
                 "terraform_min_version": Str(pattern=r"\d+\.\d+(\.\d+)?"),
+                # the CPython of [lambda].runtime that compiles the zips' bytecode (path or command;
+                # "none" = ship no .pyc); "" = found on PATH or under pyenv (deployctl.artifacts.bytecode)
+                "lambda_python": Str(),
             }
         ),
         "state": Table(

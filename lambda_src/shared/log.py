@@ -9,6 +9,13 @@ module keeps the interface the handlers use (``configure``, ``bind``,
 
 Rules: never log request bodies or personal data (names, emails, phone
 numbers, addresses) at INFO; log identifiers, routes, statuses and timings.
+
+Cold start: powertools is imported on the first log line, not when a handler
+module is imported. Its package root (``aws_lambda_powertools/__init__.py``)
+imports Logger, Metrics and Tracer together, and importing a submodule
+(``aws_lambda_powertools.logging.logger``) runs that root first, so the only
+lever we hold is *when*: the level and the per-request keys are kept here until
+the Logger exists, then handed to it (README, "Cold start budget").
 """
 
 from __future__ import annotations
@@ -19,11 +26,11 @@ import sys
 import traceback
 from typing import Any, TextIO
 
-from aws_lambda_powertools import Logger
-
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
-_state: dict[str, Any] = {"stream": None}
+# stream: set_stream's; logger: the powertools Logger once made; level and bound: what configure and
+# bind were given before it existed
+_state: dict[str, Any] = {"stream": None, "logger": None, "level": "INFO", "bound": None}
 
 
 class _Stream:
@@ -38,11 +45,26 @@ class _Stream:
 
 
 _stream = _Stream()
-_logger = Logger(level="INFO", stream=_stream, log_uncaught_exceptions=False)
+
+
+def _logger() -> Any:
+    """The powertools Logger, made (and powertools imported) on first use."""
+    logger = _state["logger"]
+    if logger is None:
+        from aws_lambda_powertools.logging.logger import Logger
+
+        logger = Logger(level=_state["level"], stream=_stream, log_uncaught_exceptions=False)
+        _state["logger"] = logger
+        if _state["bound"] is not None:
+            bind(*_state["bound"])
+    return logger
 
 
 def configure(level: str) -> None:
-    _logger.setLevel(level.upper() if level.upper() in LEVELS else "INFO")
+    level = level.upper() if level.upper() in LEVELS else "INFO"
+    _state["level"] = level
+    if _state["logger"] is not None:
+        _state["logger"].setLevel(level)
 
 
 def set_stream(stream: TextIO | None) -> None:
@@ -51,19 +73,24 @@ def set_stream(stream: TextIO | None) -> None:
 
 
 def bind(request_id: str, function: str = "") -> None:
+    _state["bound"] = (request_id, function)
+    logger = _state["logger"]
+    if logger is None:  # handed to the Logger when the first line makes it
+        return
     # service read per request: a process serving several functions (deployctl local) sets each one's environment
-    _logger.append_keys(requestId=request_id, function=function or None,
-                        service=os.environ.get("POWERTOOLS_SERVICE_NAME") or _logger.service)
+    logger.append_keys(requestId=request_id, function=function or None,
+                       service=os.environ.get("POWERTOOLS_SERVICE_NAME") or logger.service)
 
 
 def enabled(level: str) -> bool:
-    return _logger.isEnabledFor(LEVELS[level])
+    return _logger().isEnabledFor(LEVELS[level])
 
 
 def _emit(level: str, message: str, depth: int, fields: dict[str, Any]) -> None:
-    if enabled(level):
+    logger = _logger()
+    if logger.isEnabledFor(LEVELS[level]):
         # depth: how far up the stack the caller is, for the record's "location"
-        getattr(_logger, level.lower())(message, stacklevel=depth, **fields)
+        getattr(logger, level.lower())(message, stacklevel=depth, **fields)
 
 
 def emit(level: str, message: str, **fields: Any) -> None:

@@ -19,7 +19,12 @@ relative, sorted rows). ``INSTALLER`` (``pip``) and ``REQUESTED`` are constant.
 Build cache: ``.deployctl/cache/layers/<input-hash>.zip`` (+ ``.json`` metadata,
 including the top-level names the layer provides). The input hash covers the
 requirements file's bytes, the platform tags, the Python version, the zip
-settings and :data:`RECIPE_VERSION` (bump it when this build changes).
+settings, the bytecode compiler (:mod:`deployctl.artifacts.bytecode`: its
+version, or none) and :data:`RECIPE_VERSION` (bump it when this build changes).
+
+Bytecode: each ``.py`` gets ``__pycache__/<stem>.cpython-3XX.pyc`` compiled by the
+runtime's Python (unchecked-hash, code file names ``/opt/python/...``), when one
+is found; see :mod:`deployctl.artifacts.bytecode`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from deployctl.artifacts import zipbuild
+from deployctl.artifacts import bytecode, zipbuild
 from deployctl.artifacts.deps import install_requirements, read_requirements, tree_entries
 from deployctl.artifacts.srctree import SOURCE_DIR, SourceTree
 from deployctl.artifacts.zipbuild import Artifact, Entry
@@ -70,12 +75,13 @@ def used_by(cfg: EnvConfig, functions: Sequence[str]) -> list[str]:
     return [n for n in cfg.layers if n in wanted]
 
 
-def input_hash(cfg: EnvConfig, req: Path, epoch: int, data: bytes | None = None) -> str:
+def input_hash(cfg: EnvConfig, req: Path, epoch: int, data: bytes | None = None, pyc: str = "none") -> str:
+    """``pyc``: :attr:`bytecode.Choice.key` (which interpreter compiled the bytecode, or "none")."""
     platforms, pyver = zipbuild.platform(cfg)
     h = hashlib.sha256()
     settings = {"recipe": RECIPE_VERSION, "format": zipbuild.FORMAT_VERSION, "level": zipbuild.COMPRESS_LEVEL,
                 "epoch": epoch, "platforms": platforms, "python": pyver, "prefix": PREFIX,
-                "zlib": zipbuild.zlib_version()}
+                "zlib": zipbuild.zlib_version(), "bytecode": pyc}
     h.update(json.dumps(settings, sort_keys=True).encode() + b"\n")
     h.update(hashlib.sha256(req.read_bytes() if data is None else data).hexdigest().encode() + b"\n")
     return h.hexdigest()
@@ -83,15 +89,18 @@ def input_hash(cfg: EnvConfig, req: Path, epoch: int, data: bytes | None = None)
 
 def provided(entries: Sequence[Entry]) -> list[str]:
     """Top-level names (packages, modules, dist-info dirs) a layer puts on the import path."""
-    return sorted({e.arcname.split("/", 2)[1] for e in entries if e.arcname.count("/") >= 1})
+    return sorted({e.arcname.split("/", 2)[1] for e in entries if e.arcname.count("/") >= 1} - {"__pycache__"})
 
 
-def build_layer(cfg: EnvConfig, name: str, out: Path, cache: Path, epoch: int, *, req: bytes | None = None) -> Artifact:
+def build_layer(cfg: EnvConfig, name: str, out: Path, cache: Path, epoch: int, *, req: bytes | None = None,
+                pyc: bytecode.Choice | None = None) -> Artifact:
     """Build (or take from the cache) the zip of layer ``name``; ``out/layers/<name>.zip``.
-    ``req``: the requirements' bytes already read by :func:`read_checked` (else read here)."""
+    ``req``: the requirements' bytes already read by :func:`read_checked` (else read here).
+    ``pyc``: the runtime's bytecode compiler (else looked up; none: the zip ships no .pyc)."""
     path = requirements_path(cfg, name)
     data = read_checked(cfg, name) if req is None else req
-    key = input_hash(cfg, path, epoch, data)
+    pyc = pyc or bytecode.find(cfg)
+    key = input_hash(cfg, path, epoch, data, pyc.key)
     cached_zip = cache / CACHE_SUBDIR / f"{key}.zip"
     meta_path = cached_zip.with_suffix(".json")
     meta = zipbuild.read_meta(meta_path)
@@ -102,6 +111,8 @@ def build_layer(cfg: EnvConfig, name: str, out: Path, cache: Path, epoch: int, *
         if not entries:
             raise ConfigError(f"layer '{name}' installs nothing", where=str(path.relative_to(cfg.root)),
                               hint="list at least one pinned requirement")
+        if pyc.interpreter is not None:
+            entries += bytecode.compile_entries(entries, pyc.interpreter, bytecode.LAYER_ROOT)
         zipbuild.write_zip(entries, cached_zip, epoch)
         sha_hex, sha_b64, size = zipbuild.digest_file(cached_zip)
         meta = {"sha256": sha_hex, "code_sha256": sha_b64, "size": size, "files": len(entries),

@@ -28,10 +28,16 @@ the layer zips): entries sorted, timestamps fixed (``SOURCE_DATE_EPOCH``, else
 source), deflate level fixed, no directory entries, no absolute paths. The
 artifact's identity is the SHA-256 of the zip bytes.
 
+Bytecode (:mod:`deployctl.artifacts.bytecode`): beside each ``.py``, its
+``__pycache__/<stem>.cpython-3XX.pyc`` compiled by the runtime's own Python
+(unchecked-hash pycs, code file names ``/var/task/<arcname>``), when one is found;
+else one warning and no ``.pyc`` (the zip is still complete).
+
 Build cache: ``<root>/.deployctl/cache/package/<input-hash>.zip`` where the
 input hash covers the archive names, modes and content hashes of the selected
-files, the requirements file, the runtime/architecture and the zip settings
-(never a path on this machine). An unchanged function is not rebuilt.
+files, the requirements file, the runtime/architecture, the zip settings and
+the bytecode compiler's version (or none) (never a path on this machine). An
+unchanged function is not rebuilt.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployctl.artifacts import bytecode
 from deployctl.artifacts import layers as layer_build
 from deployctl.artifacts.deps import install_requirements, pip_install_tree, read_requirements, tree_entries
 from deployctl.artifacts.srctree import SOURCE_DIR, SourceTree
@@ -276,12 +283,14 @@ def requirements_file(cfg: EnvConfig, function: str) -> Path | None:
 
 
 def input_hash(cfg: EnvConfig, entries: Sequence[Entry], req: Path | None, epoch: int,
-               scan: Scan | None = None, layer_hashes: Sequence[str] = (), req_data: bytes | None = None) -> str:
-    """Hash of everything that determines the zip's bytes (no machine paths, no mtimes)."""
+               scan: Scan | None = None, layer_hashes: Sequence[str] = (), req_data: bytes | None = None,
+               pyc: str = "none") -> str:
+    """Hash of everything that determines the zip's bytes (no machine paths, no mtimes). ``pyc``:
+    :attr:`bytecode.Choice.key`, the interpreter that compiled the bytecode (its version), or "none"."""
     platforms, pyver = platform(cfg)
     h = hashlib.sha256()
     settings = {"format": FORMAT_VERSION, "level": COMPRESS_LEVEL, "epoch": epoch, "platforms": platforms,
-                "python": pyver, "zlib": zlib_version()}
+                "python": pyver, "zlib": zlib_version(), "bytecode": pyc}
     h.update(json.dumps(settings, sort_keys=True).encode() + b"\n")
     for entry in sorted(entries, key=lambda e: e.arcname):
         if entry.data is not None:
@@ -360,13 +369,15 @@ def build(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Pa
     cache = cache_dir(cfg)
     scan = Scan(cache, tree)
     selected = {name: _select(cfg, name, src, scan) for name in names}
+    pyc = bytecode.find(cfg)  # a bad explicit interpreter is refused before anything is written
     out = _output_dir(Path(output_dir) if output_dir else default_output_dir(cfg), given=output_dir is not None)
     epoch = source_date_epoch()
-    built_layers = {name: layer_build.build_layer(cfg, name, out, cache, epoch, req=layer_reqs[name])
+    bytecode.warn(pyc)
+    built_layers = {name: layer_build.build_layer(cfg, name, out, cache, epoch, req=layer_reqs[name], pyc=pyc)
                     for name in layer_names}
     try:
         arts = [_build_one(cfg, name, out, cache, epoch, scan, selected[name],
-                           [built_layers[n] for n in cfg.functions[name].get("layers", [])]) for name in names]
+                           [built_layers[n] for n in cfg.functions[name].get("layers", [])], pyc) for name in names]
     finally:
         scan.save()
     return Build(functions=arts, layers=list(built_layers.values()))
@@ -401,10 +412,12 @@ def _without_layers(entries: list[Entry], layers: Sequence[Artifact]) -> list[En
 
 
 def _build_one(cfg: EnvConfig, function: str, out: Path, cache: Path, epoch: int, scan: Scan, selected: _Selected,
-               layers: Sequence[Artifact] = ()) -> Artifact:
+               layers: Sequence[Artifact] = (), pyc: bytecode.Choice | None = None) -> Artifact:
     entries = _without_layers(selected.entries, layers)
     req = selected.req
-    key = input_hash(cfg, entries, req, epoch, scan, [layer.input_hash for layer in layers], req_data=selected.req_data)
+    pyc = pyc or bytecode.Choice(None, platform(cfg)[1], disabled=True)
+    key = input_hash(cfg, entries, req, epoch, scan, [layer.input_hash for layer in layers], req_data=selected.req_data,
+                     pyc=pyc.key)
     cached_zip = cache / "package" / f"{key}.zip"
     meta_path = cached_zip.with_suffix(".json")
     meta = read_meta(meta_path)
@@ -413,6 +426,9 @@ def _build_one(cfg: EnvConfig, function: str, out: Path, cache: Path, epoch: int
         if req is not None:
             tree = install_requirements(cfg, req, cache, data=selected.req_data)
             entries = _without_layers([*entries, *tree_entries(tree)], layers)
+        if pyc.interpreter is not None:  # lambda_src modules: compiled from the bytes the guard read
+            entries += bytecode.compile_entries(entries, pyc.interpreter, bytecode.FUNCTION_ROOT,
+                                                strict=frozenset(e.arcname for e in selected.entries))
         write_zip(entries, cached_zip, epoch)
         sha_hex, sha_b64, size = digest_file(cached_zip)
         meta = {"sha256": sha_hex, "code_sha256": sha_b64, "size": size, "files": len(entries)}
