@@ -104,7 +104,7 @@ def hold(work_dir: Path, operation: str, *, env: str, ui=None) -> Iterator[dict]
         raise OperationFailed(
             f"environment {env} is in use by {describe(read_holder(path))}",
             where=str(path),
-            hint=f"wait for it to finish, then re-run; the lock goes with that process ({operation} did nothing)",
+            hint=f"nothing was done; re-run {operation} once it has finished: the lock is released when that process exits",
         ) from None
     try:
         previous = read_holder(path)
