@@ -376,3 +376,22 @@ def test_e_the_artifacts_hold_no_plan_and_the_apply_job_replans_what_was_reviewe
     assert replan and applies and replan[0] < applies[0], "the apply job must plan again before it applies"
     assert "--expect-changes" in runs[replan[0]]
     assert not any(".deployctl" in r for r in runs if "gh run download" in r)  # no bundle comes from the PR run
+
+
+def test_e_the_replan_refuses_changes_that_were_not_reviewed(project, tmp_path):
+    """The apply job's `plan --expect-changes`: the reviewed summary can only make it refuse."""
+    assert run_cli(project, "plan", "--env", "dev").code == 0
+    reviewed = tmp_path / "reviewed-summary.json"
+    reviewed.write_text((bundle(project, "dev") / "summary.json").read_text())
+    run = run_cli(project, "plan", "--env", "dev", "--expect-changes", str(reviewed))
+    assert run.code == 0, run.err  # the merged commit plans exactly what was reviewed
+
+    # a summary that differs from what the merged commit plans: refused, nothing appliable is left
+    forged = json.loads(reviewed.read_text())
+    forged["changes"].append({"address": "aws_dynamodb_table.ghost", "action": "delete"})
+    reviewed.write_text(json.dumps(forged))
+    run = run_cli(project, "plan", "--env", "dev", "--expect-changes", str(reviewed))
+    assert run.code == 4, run.err
+    assert "differs from the reviewed one" in run.err and "delete aws_dynamodb_table.ghost (reviewed, but not planned now)" in run.err
+    assert not (bundle(project, "dev") / "bundle.json").exists()
+    assert run_cli(project, "apply", "--env", "dev", "--yes").code == 4

@@ -294,6 +294,8 @@ def _apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool, c
     if is_destroy and not confirmed:
         destroy_guard(cfg, ui, allow_destroy=allow_destroy)
 
+    for stale in cfg.work_dir.glob(".apply-*"):  # left by a run that was killed (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     planfile, sha = _private_copy(bundle.path(plan_mod.PLAN_FILE), cfg.work_dir)
     try:
         if planned is not None and sha != planned.plan_sha256:

@@ -123,11 +123,16 @@ def config_drift(snap: Snapshot, env_dir: Path, root: Path) -> list[str]:
                 problems.append(f"{shown}/{name} changed")
         if directory.is_dir():
             for path in sorted(directory.iterdir()):
-                if path.name.endswith(CONFIG_SUFFIXES) and path.name not in planned and path.is_file():
+                if _loaded(path.name) and path.name not in planned and path.is_file():
                     problems.append(f"{shown}/{path.name} added")
         elif not planned:
             problems.append(f"{shown} removed")
     return problems
+
+
+def _loaded(name: str) -> bool:
+    """Whether terraform loads a file of a module directory (it skips hidden and editor files)."""
+    return name.endswith(CONFIG_SUFFIXES) and not name.startswith((".", "#")) and not name.endswith("~")
 
 
 def _rel(path: Path, root: Path) -> str:
