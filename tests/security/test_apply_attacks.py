@@ -230,8 +230,7 @@ output "arn" {
 def aws_project(tmp_path, aws_env, monkeypatch):
     """prod (protected) with a KMS key and a DynamoDB table under it, on the real aws provider and moto.
 
-    The gate hard-fails CKV_AWS_119 (table without a CMK) only, so a full plan made before the key
-    exists fails the plan gate (the unknown-key case) while the source gate passes."""
+    The gate hard-fails CKV_AWS_119 (a table without a CMK) only: other findings are warnings."""
     from e2e.conftest import provider_config
 
     terraform = newer_terraform()
@@ -286,23 +285,47 @@ def test_a_dangerous_emptied_in_summary_json_still_refuses_a_prod_table_replacem
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]  # not replaced
 
 
+VENDORED_MODULE = """\
+# outside terraform/: the plan gate's enrichment does not read it, so the inline skip below
+# silences CKV_AWS_28 for the source gate only, and the plan gate fails on the table
+resource "aws_dynamodb_table" "vendored" {
+  #checkov:skip=CKV_AWS_28:the attack test needs a plan that only the plan gate fails
+  name         = "fixture-prod-vendored"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "id"
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+}
+"""
+
+
 def test_c_a_failed_plan_gate_marked_passed_in_bundle_json_is_refused(aws_project, aws_env):
     root, terraform = aws_project
-    run = cli(root, terraform, "plan", "--env", "prod")  # the key is unknown: CKV_AWS_119 fails on the plan
-    assert run.code == 1 and "policy gate failed on the plan" in run.err, run.err
+    (root / "policy/gate.toml").write_text('hard_fail = ["CKV_AWS_28"]\n')
+    (root / "vendor/table").mkdir(parents=True)
+    (root / "vendor/table/main.tf").write_text(VENDORED_MODULE)
+    prod_main = root / "terraform/envs/prod/main.tf"
+    prod_main.write_text(prod_main.read_text() + '\nmodule "vendored" {\n  source = "../../../vendor/table"\n}\n')
+    run = cli(root, terraform, "plan", "--env", "prod")
+    assert run.code == 1 and "policy gate failed on the plan" in run.err and "CKV_AWS_28" in run.err, run.err
     b = bundle(root, "prod")
     meta = json.loads((b / "bundle.json").read_text())
     assert meta["gates"]["source"]["passed"] and not meta["gates"]["plan"]["passed"]
+    # the attack: every record says the plan gate passed
     meta["gates"]["plan"]["passed"] = True
     meta["gates"]["plan"]["counts"] = {"failed": 0, "bad_skip": 0, "warning": 0, "waived": 0, "skipped": 0}
     (b / "bundle.json").write_text(json.dumps(meta))
     policy = json.loads((b / "policy.json").read_text())
     policy["plan"]["passed"] = True
+    policy["plan"]["findings"] = []
     (b / "policy.json").write_text(json.dumps(policy))
 
     run = cli(root, terraform, "apply", "--env", "prod", "--yes")
     assert run.code == 4, run.err
-    assert "fails the plan policy gate" in run.err and "CKV_AWS_119" in run.err
+    assert "fails the plan policy gate" in run.err and "CKV_AWS_28" in run.err
     assert dynamodb(aws_env).list_tables()["TableNames"] == []  # nothing was created
 
 
