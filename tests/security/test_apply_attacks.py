@@ -286,10 +286,9 @@ def test_a_dangerous_emptied_in_summary_json_still_refuses_a_prod_table_replacem
 
 
 VENDORED_MODULE = """\
-# outside terraform/: the plan gate's enrichment does not read it, so the inline skip below
-# silences CKV_AWS_28 for the source gate only, and the plan gate fails on the table
+# outside the source gate's targets (terraform/modules and the env root): only the plan gate
+# sees this table, and fails it (CKV_AWS_28, no point-in-time recovery)
 resource "aws_dynamodb_table" "vendored" {
-  #checkov:skip=CKV_AWS_28:the attack test needs a plan that only the plan gate fails
   name         = "fixture-prod-vendored"
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "id"
@@ -297,6 +296,10 @@ resource "aws_dynamodb_table" "vendored" {
   attribute {
     name = "id"
     type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = false
   }
 }
 """
