@@ -101,7 +101,13 @@ def test_plan_saves_a_bundle_and_apply_uses_exactly_it(project, recorder):
     assert result["outputs"]["api_token_placeholder"]["value"] == "(sensitive)"
     assert "placeholder-fixture-dev" not in run.out + run.err
     (apply_call,) = recorder.terraform("apply")
-    assert apply_call[1:] == ["apply", "-input=false", "-no-color", "-lock-timeout=0s", str(b / "tfplan")]
+    # apply takes an owner-only private copy of the bundle's tfplan (never the bundle's file, which
+    # anyone who can write the bundle could swap after the checks), derives from it, applies it
+    assert apply_call[1:5] == ["apply", "-input=false", "-no-color", "-lock-timeout=0s"]
+    copy = apply_call[5]
+    assert os.path.dirname(os.path.dirname(copy)) == str(project / ".deployctl" / "dev") and copy.endswith("/tfplan")
+    assert os.path.basename(os.path.dirname(copy)).startswith(".apply-") and not os.path.exists(os.path.dirname(copy))
+    assert ["show", "-json", "-no-color", copy] == recorder.terraform("show")[-1][1:]
 
     run = run_cli(project, "outputs", "--env", "dev")
     assert run.code == 0 and "fixture-dev" in run.out and "(sensitive)" in run.out

@@ -1,4 +1,4 @@
-"""The example GitHub workflow: OIDC only, the reviewed bundle flows from plan to apply, commands exist."""
+"""The example GitHub workflow: OIDC only, apply re-plans and requires the reviewed changes, commands exist."""
 
 from __future__ import annotations
 
@@ -102,18 +102,24 @@ def test_oidc_subjects_match_the_ci_identity_roles(wf):
     assert 'apply_subjects       = ["environment:${var.environment}"]' in root
 
 
-def test_apply_uses_exactly_the_uploaded_bundle(wf):
+def test_apply_replans_and_requires_the_reviewed_changes(wf):
+    """The PR run uploads only the reviewed summary; the apply job plans again from the merged commit and
+    refuses unless that plan makes exactly the reviewed changes (the attack side: tests/security/test_apply_attacks.py)."""
     plan, apply = wf["jobs"]["plan"], wf["jobs"]["apply"]
     (upload,) = [s for s in steps(plan) if str(s.get("uses", "")).startswith("actions/upload-artifact")]
-    assert upload["with"]["path"].rstrip("/") == ".deployctl/${{ matrix.env }}/plan"
-    assert upload["with"]["include-hidden-files"] is True  # .deployctl is a hidden directory
-    assert upload["with"]["name"] == "plan-${{ matrix.env }}-${{ github.event.pull_request.head.sha }}"
+    assert upload["with"]["path"].rstrip("/") == "reviewed"
+    assert upload["with"]["name"] == "reviewed-plan-${{ matrix.env }}-${{ github.event.pull_request.head.sha }}"
+    keep = next(s for s in steps(plan) if "reviewed/" in s.get("run", ""))
+    assert "summary.json" in keep["run"] and "tfplan" not in keep["run"] and "plan.json" not in keep["run"]
     download = next(s for s in steps(apply) if "gh run download" in s.get("run", ""))
-    assert '--name "plan-$ENV_NAME-$head_sha"' in download["run"]
-    assert '--dir ".deployctl/$ENV_NAME/plan"' in download["run"]
+    assert '--name "reviewed-plan-$ENV_NAME-$head_sha"' in download["run"] and "--dir reviewed" in download["run"]
     runs = [s.get("run", "") for s in steps(apply)]
-    assert runs.index(download["run"]) < next(i for i, r in enumerate(runs) if "deployctl apply" in r)
-    assert not any("deployctl plan" in r for r in runs)  # apply never re-plans
+    commands = [(i, args) for i, r in enumerate(runs) for args in deployctl_commands(r)]
+    (replan,) = [(i, a) for i, a in commands if a[0] == "plan"]
+    (applied,) = [(i, a) for i, a in commands if a[0] == "apply"]
+    assert runs.index(download["run"]) < replan[0] < applied[0]
+    ctx = parse(replan[1])
+    assert str(ctx.params["expect"]) == "reviewed/summary.json"
     assert not any("--allow-destroy" in r for r in runs)
     assert apply["environment"] == "${{ matrix.env }}"  # prod's reviewers are the confirmation behind --yes
 

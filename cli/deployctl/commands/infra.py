@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from deployctl.commands._common import (
@@ -80,17 +82,20 @@ def check():
 @click.command(short_help="Render, check, terraform plan, and save a reviewed plan bundle.")
 @click.option("--foundation", is_flag=True,
               help="First deploy: plan only module.kms, module.iam_boundary, module.artifact_bucket and module.ci_identity (-target), before publish-lambda.")
+@click.option("--expect-changes", "expect", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="The summary.json of a reviewed plan: refuse (and save nothing appliable) unless this plan "
+                   "makes exactly its changes (addresses and actions).")
 @env_option
 @tool_options
 @common_options
-def plan(foundation):
+def plan(foundation, expect):
     """Render, gate, init and plan; save the plan bundle that apply will use."""
     from deployctl.infra import pipeline
     from deployctl.infra import plan as plan_core
 
     cfg = load_env()
     out = ui()
-    outcome = pipeline.run_plan(settings(), cfg, out, foundation=foundation)
+    outcome = pipeline.run_plan(settings(), cfg, out, foundation=foundation, expect=expect)
 
     def human() -> str:
         lines = [plan_core.summary_text(outcome.summary, _styler(out))]

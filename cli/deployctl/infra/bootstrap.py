@@ -99,7 +99,7 @@ def ensure_state_bucket(cfg: EnvConfig, *, client=None) -> dict:
 
 
 def _guard_account(cfg: EnvConfig) -> None:
-    from deployctl.infra.pipeline import account_guard
+    from deployctl.infra.guards import account_guard
 
     account_guard(cfg, needed=True)
 

@@ -1,48 +1,39 @@
 """check, plan, apply, outputs: the Terraform pipeline behind the policy gates.
 
-plan:  render -> source gate -> account guard -> init -> plan -out -> show -json
-       -> plan gate -> bundle (plan, plan JSON, policy, summary, fingerprint)
-apply: bundle present, both gates passed, fingerprint unchanged, account guard,
-       prod confirmed -> init -> apply PLANFILE -> outputs
+plan:  env lock -> render -> source gate -> account guard -> init -> plan -out -> show -json
+       -> plan gate -> (expected changes) -> bundle (plan, plan JSON, policy, summary, fingerprint)
+apply: env lock -> the bundle's claims (each can only refuse) -> account guard -> a private copy
+       of the tfplan -> init -> show -json of that copy -> its configuration, variables and
+       shape against the tree -> the plan gate again -> guards on the derived summary
+       -> apply that copy -> outputs
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from deployctl.config import EnvConfig, Settings
 from deployctl.errors import ConfigError, Interrupted, PolicyFailed, Refused
+from deployctl.fsutil import atomic_write
+from deployctl.infra import envlock
 from deployctl.infra import gate as gate_mod
 from deployctl.infra import plan as plan_mod
+from deployctl.infra import planfile as planfile_mod
 from deployctl.infra import render as render_mod
+from deployctl.infra.guards import account_guard, is_protected
 from deployctl.infra.terraform import Terraform, backend_type, uses_aws
 from deployctl.ui import UI
 
 FOUNDATION_TARGETS = ["module.kms", "module.iam_boundary", "module.artifact_bucket", "module.ci_identity"]
 
-
-# -- account guard -----------------------------------------------------------------------
-
-
-def account_guard(cfg: EnvConfig, *, needed: bool) -> dict:
-    """The credentials in use must belong to ``aws.account_id``; checked with STS before terraform runs.
-
-    Skipped (and said so) when the root uses no AWS provider.
-    """
-    if not needed:
-        return {"checked": False, "reason": "the root uses no AWS provider"}
-    if not cfg.account_id:
-        raise ConfigError(
-            "key 'aws.account_id' is not set: the account guard needs it",
-            where=cfg.where("aws.account_id"),
-            hint="set the 12-digit account id this environment lives in",
-        )
-    from deployctl import aws
-
-    return aws.check_account(cfg)
+__all__ = ["account_guard", "is_protected", "run_apply", "run_check", "run_destroy", "run_outputs", "run_plan"]
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -86,6 +77,9 @@ class PlanOutcome:
     account: dict
     findings: list = field(default_factory=list)
     destroy: bool = False
+    # sha256 of the tfplan this process planned, summarized and gated: the one digest apply can
+    # trust without re-deriving, when the same process applies it (up, destroy)
+    plan_sha256: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -95,11 +89,29 @@ class PlanOutcome:
         }
 
 
+def gate_plan(settings: Settings, cfg: EnvConfig, plan_json: Path) -> gate_mod.GateResult:
+    """The plan gate: checkov on a plan's JSON with the repository's own ``policy/gate.toml``.
+
+    The one place both ``plan`` and ``apply`` judge a plan (a verdict cache would sit here)."""
+    return gate_mod.scan_plan(cfg.root, plan_json, checkov=settings.checkov(cfg), gate=gate_mod.load_gate(cfg.root),
+                              source_dir=cfg.env_dir)
+
+
 def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = False,
-             destroy: bool = False) -> PlanOutcome:
-    """Render, gate, plan and save the bundle. ``destroy``: a ``plan -destroy`` of the whole env."""
+             destroy: bool = False, expect: Path | None = None) -> PlanOutcome:
+    """Render, gate, plan and save the bundle. ``destroy``: a ``plan -destroy`` of the whole env.
+
+    ``expect``: the ``summary.json`` of a reviewed plan; a plan whose changes (addresses and
+    actions) differ from it is refused and leaves no appliable bundle."""
     if foundation and destroy:
         raise ConfigError("--foundation and a destroy plan cannot be combined", hint="destroy plans the whole env")
+    expected = planfile_mod.load_expected(expect) if expect is not None else None
+    with envlock.hold(cfg.work_dir, "destroy" if destroy else "plan", env=cfg.name, ui=ui):
+        return _plan(settings, cfg, ui, foundation=foundation, destroy=destroy, expected=expected, expect=expect)
+
+
+def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destroy: bool,
+          expected: list | None, expect: Path | None) -> PlanOutcome:
     tf = Terraform(cfg, settings, ui)
     bundle = plan_mod.Bundle.for_env(cfg)
     bundle.reset()
@@ -132,6 +144,7 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     ui.step("plan" + (f" (foundation: {', '.join(targets)})" if targets else "") + (" -destroy" if destroy else ""))
     planfile = bundle.path(plan_mod.PLAN_FILE)
     tf.plan(planfile, targets=targets, destroy=destroy)
+    plan_sha256 = plan_mod.sha256_file(planfile)
     doc = tf.show_json(planfile)
     bundle.write_json(plan_mod.PLAN_JSON, doc, secret=True)
     del doc  # secret: never kept around, never printed
@@ -139,16 +152,21 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
     bundle.write_json(plan_mod.SUMMARY_JSON, summary)
 
     ui.step("checkov on the plan JSON")
-    plan_gate = gate_mod.scan_plan(cfg.root, bundle.path(plan_mod.PLAN_JSON), checkov=settings.checkov(cfg),
-                                   source_dir=cfg.env_dir)
+    plan_gate = gate_plan(settings, cfg, bundle.path(plan_mod.PLAN_JSON))
     bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict(), "plan": plan_gate.as_dict()})
     bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source, plan_gate]), encoding="utf-8")
 
+    if expected is not None:
+        diff = planfile_mod.expectation_diff(expected, planfile_mod.changes_of(summary))
+        if diff:
+            # no bundle.json: nothing here can be applied
+            shown = "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
+            raise Refused(f"the plan differs from the reviewed one: {shown}", where=str(expect),
+                          hint="nothing is applied; plan and review the change again")
+        ui.info(f"the plan has exactly the reviewed changes ({len(expected)})")
+
     inputs = plan_mod.fingerprint_inputs(cfg, f"{tfv.name} {tfv.version}")
     bundle.write_json(plan_mod.FINGERPRINT_JSON, inputs)
-    lock = cfg.env_dir / ".terraform.lock.hcl"
-    if lock.is_file():
-        shutil.copyfile(lock, bundle.path(plan_mod.LOCK_FILE))
     gates = {"source": {"passed": source.passed, "counts": source.counts},
              "plan": {"passed": plan_gate.passed, "counts": plan_gate.counts}}
     bundle.finish({
@@ -166,7 +184,8 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
         "missing_layers": rendered.missing_layers,
     })
     outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
-                          account, findings=source.findings + plan_gate.findings, destroy=destroy)
+                          account, findings=source.findings + plan_gate.findings, destroy=destroy,
+                          plan_sha256=plan_sha256)
     if not plan_gate.passed and plan_gate.unknown_key:
         message, hint = gate_mod.unknown_key_error(plan_gate, cfg.name, foundation=foundation)
         raise PolicyFailed(message, where=str(bundle.path(plan_mod.POLICY_JUNIT)), hint=hint)
@@ -183,11 +202,6 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
 # -- apply ------------------------------------------------------------------------------------------
 
 
-def is_protected(cfg: EnvConfig) -> bool:
-    """prod (or any env with deletion protection) needs confirmation and --allow-destroy."""
-    return cfg.name == "prod" or bool(cfg.get("protection.deletion_protection"))
-
-
 def apply_guard(cfg: EnvConfig, summary: dict, ui: UI, *, allow_destroy: bool, style=None) -> None:
     """Refused unless a protected env's plan is confirmed (or --yes) and, if it destroys state, --allow-destroy."""
     if not is_protected(cfg):
@@ -202,49 +216,129 @@ def apply_guard(cfg: EnvConfig, summary: dict, ui: UI, *, allow_destroy: bool, s
 
 
 def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool = False,
-              confirmed: bool = False) -> dict:
-    """Apply the saved bundle. ``confirmed``: the caller (destroy) already asked, after showing this bundle."""
+              confirmed: bool = False, planned: PlanOutcome | None = None) -> dict:
+    """Apply the saved bundle, under the env lock.
+
+    Nothing the bundle claims is trusted: its records can only make apply refuse. What apply
+    enforces (the summary, the destroy guard, the plan gate, staleness) is derived from a
+    private copy of the ``tfplan``, and exactly that copy is applied.
+
+    ``planned``: the outcome of ``run_plan`` in this same process (``up``, ``destroy``): its summary
+    and gates were derived from the tfplan whose sha256 it holds, so a copy with that digest is
+    not derived again. ``confirmed``: the caller (destroy) already asked, after showing it.
+    """
+    with envlock.hold(cfg.work_dir, "apply", env=cfg.name, ui=ui):
+        return _apply(settings, cfg, ui, allow_destroy=allow_destroy, confirmed=confirmed, planned=planned)
+
+
+def _private_copy(src: Path, work_dir: Path) -> tuple[Path, str]:
+    """Copy the tfplan into a new owner-only directory (apply then never reads the bundle's file again)."""
+    private = Path(tempfile.mkdtemp(prefix=".apply-", dir=work_dir))
+    dest = private / plan_mod.PLAN_FILE
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        shutil.rmtree(private, ignore_errors=True)
+        raise Refused("the saved plan file is missing or not a regular file", where=str(src),
+                      hint="run deployctl plan again") from None
+    with os.fdopen(fd, "rb") as fh:
+        atomic_write(dest, fh.read(), mode=0o600)
+    return dest, plan_mod.sha256_file(dest)
+
+
+def derive(settings: Settings, cfg: EnvConfig, ui: UI, tf: Terraform, planfile: Path,
+           snapshot: planfile_mod.Snapshot, tfvars: dict, *, destroy: bool, foundation: bool) -> dict:
+    """The summary and the gate verdict of a plan file, from the file itself; Refused unless it was made
+    from the current tree's configuration and variables, in the shape this bundle claims, and passes the gate."""
+    hint = f"run deployctl plan --env {cfg.name}"
+    where = str(plan_mod.Bundle.for_env(cfg).dir)
+    ui.step("derive the summary and the policy verdict from the plan file itself")
+    doc = tf.show_json(planfile)
+    drift = planfile_mod.config_drift(snapshot, cfg.env_dir, cfg.root) + planfile_mod.variable_drift(doc, tfvars)
+    if drift:
+        shown = "; ".join(drift[:5]) + (f"; and {len(drift) - 5} more" if len(drift) > 5 else "")
+        raise Refused(f"the saved plan file was not made from the current tree: {shown}", where=where, hint=hint)
+    shape = planfile_mod.shape_problems(doc, destroy=destroy, foundation=foundation)
+    if shape:
+        raise Refused(f"the saved plan file is not the plan deployctl made for this bundle: {'; '.join(shape)}",
+                      where=where, hint=hint)
+    summary = plan_mod.summarize(doc)
+    plan_json = planfile.parent / plan_mod.PLAN_JSON
+    atomic_write(plan_json, json.dumps(doc), mode=0o600)  # secret, in the private dir, removed after apply
+    del doc
+    verdict = gate_plan(settings, cfg, plan_json)
+    if not verdict.passed:
+        raise Refused(
+            f"the saved plan fails the plan policy gate: {len(verdict.blocking)} blocking finding(s) "
+            f"({', '.join(sorted({f.check_id for f in verdict.blocking}))})",
+            where=where, hint=f"fix them or add a waiver with a reason to policy/gate.toml, then {hint}",
+        )
+    return {"summary": summary, "gate": {"passed": verdict.passed, "counts": verdict.counts}}
+
+
+def _apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool, confirmed: bool,
+           planned: PlanOutcome | None) -> dict:
     tf = Terraform(cfg, settings, ui)
     bundle = plan_mod.Bundle.for_env(cfg).load()
     tfv = tf.version()
+    # the bundle's claims: each can only refuse (a false one never lets anything through)
     is_destroy = bool(bundle.meta.get("destroy"))
-    # Re-render from the tree (a CI checkout has no generated files); the
-    # fingerprint then proves the tree is what was planned.
-    rendered = render_mod.render(cfg, allow_missing_artifacts=bool(bundle.meta.get("foundation")) or is_destroy)
+    foundation = bool(bundle.meta.get("foundation"))
+    # Re-render from the tree (a CI checkout has no generated files); the plan file's own
+    # variables must then equal what the tree renders.
+    rendered = render_mod.render(cfg, allow_missing_artifacts=foundation or is_destroy)
     current = plan_mod.fingerprint_inputs(cfg, f"{tfv.name} {tfv.version}")
     plan_mod.verify(bundle, cfg, current)
-    summary = bundle.read_json(plan_mod.SUMMARY_JSON)
     # the account first: never ask someone to confirm an apply that would be refused anyway
     account = account_guard(cfg, needed=bool(bundle.meta.get("uses_aws")) or uses_aws(cfg.env_dir))
-    if is_destroy:
-        if not confirmed:
-            destroy_guard(cfg, ui, allow_destroy=allow_destroy)
-            confirm_destroy(cfg, summary, ui)
-    elif not confirmed:
-        apply_guard(cfg, summary, ui, allow_destroy=allow_destroy)
+    if is_destroy and not confirmed:
+        destroy_guard(cfg, ui, allow_destroy=allow_destroy)
 
-    lock = bundle.path(plan_mod.LOCK_FILE)
-    if lock.is_file():
-        shutil.copyfile(lock, cfg.env_dir / ".terraform.lock.hcl")
-    ui.step(f"{tfv.name} {tfv.version}: init")
-    tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
-    ui.step(f"apply the saved plan ({plan_mod.summary_text(summary).splitlines()[0]})")
-    status = "failed"
+    for stale in cfg.work_dir.glob(".apply-*"):  # left by a run that was killed (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    planfile, sha = _private_copy(bundle.path(plan_mod.PLAN_FILE), cfg.work_dir)
     try:
-        res = tf.apply(bundle.path(plan_mod.PLAN_FILE))
-        status = "applied"
-    except Interrupted:
-        status = "interrupted"
-        raise Interrupted(
-            "apply interrupted: terraform got the signal, finished its current step and released the state lock",
-            where=str(cfg.env_dir),
-            hint=f"only changes from the reviewed plan were made; run deployctl plan --env {cfg.name} to see what is left",
-        ) from None
+        if planned is not None and sha != planned.plan_sha256:
+            raise Refused("the saved plan file changed since this run planned it", where=str(bundle.dir),
+                          hint=f"run deployctl plan --env {cfg.name}")
+        snapshot = planfile_mod.read_snapshot(planfile)
+        if snapshot.lock is not None:  # the provider lock the plan was made with, from the plan itself
+            atomic_write(cfg.env_dir / ".terraform.lock.hcl", snapshot.lock)
+        ui.step(f"{tfv.name} {tfv.version}: init")
+        tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
+        if planned is not None:
+            summary = planned.summary
+        else:
+            summary = derive(settings, cfg, ui, tf, planfile, snapshot, rendered.tfvars,
+                             destroy=is_destroy, foundation=foundation)["summary"]
+        if is_destroy:
+            if not confirmed:
+                confirm_destroy(cfg, summary, ui)
+        elif not confirmed:
+            apply_guard(cfg, summary, ui, allow_destroy=allow_destroy)
+
+        ui.step(f"apply the saved plan ({plan_mod.summary_text(summary).splitlines()[0]})")
+        status = "failed"
+        try:
+            res = tf.apply(planfile)
+            status = "applied"
+        except Interrupted:
+            status = "interrupted"
+            raise Interrupted(
+                "apply interrupted: terraform got the signal, finished its current step and released the state lock",
+                where=str(cfg.env_dir),
+                hint=f"only changes from the reviewed plan were made; run deployctl plan --env {cfg.name} to see what is left",
+            ) from None
+        finally:
+            # A saved plan is consumed by any apply attempt: never apply it twice.
+            bundle.write_json(plan_mod.APPLIED_JSON, {"status": status,
+                                                      "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                      "fingerprint": bundle.meta.get("fingerprint"),
+                                                      "plan_sha256": sha})
+        del res  # terraform's output was streamed to stderr as it ran
     finally:
-        # A saved plan is consumed by any apply attempt: never apply it twice.
-        bundle.write_json(plan_mod.APPLIED_JSON, {"status": status, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                                  "fingerprint": bundle.meta.get("fingerprint")})
-    del res  # terraform's output was streamed to stderr as it ran
+        with contextlib.suppress(OSError):
+            shutil.rmtree(planfile.parent)
     outputs = read_outputs(tf)
     return {"env": cfg.name, "applied": True, "destroy": is_destroy, "summary": summary["counts"],
             "account_guard": account, "outputs": outputs, "bundle": str(bundle.dir)}
@@ -288,6 +382,11 @@ def run_destroy(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bo
                 plan_only: bool = False) -> dict:
     """Plan -destroy into a bundle (through both gates), show it, confirm, then apply exactly that bundle."""
     destroy_guard(cfg, ui, allow_destroy=allow_destroy)
+    with envlock.hold(cfg.work_dir, "destroy", env=cfg.name, ui=ui):
+        return _destroy(settings, cfg, ui, allow_destroy=allow_destroy, plan_only=plan_only)
+
+
+def _destroy(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool, plan_only: bool) -> dict:
     outcome = run_plan(settings, cfg, ui, destroy=True)
     result: dict = {"env": cfg.name, "plan": outcome.as_dict(), "destroyed": False,
                     "state_bucket": state_bucket_note(cfg)}
@@ -301,7 +400,7 @@ def run_destroy(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bo
                                                       "fingerprint": bundle.meta.get("fingerprint")})
         return result
     confirm_destroy(cfg, outcome.summary, ui)
-    applied = run_apply(settings, cfg, ui, allow_destroy=allow_destroy, confirmed=True)
+    applied = run_apply(settings, cfg, ui, allow_destroy=allow_destroy, confirmed=True, planned=outcome)
     result.update({"destroyed": True, "summary": applied["summary"], "account_guard": applied["account_guard"]})
     result["secrets"] = _delete_secrets(cfg, ui, allow_destroy=allow_destroy)
     return result

@@ -8,8 +8,11 @@ A bundle lives in ``<work_dir>/plan/`` (git-ignored):
     policy.junit.xml    the same, for CI
     summary.json        creates/updates/deletes/replaces
     fingerprint.json    sha256 of every input (modules, env root, rendered tfvars, manifest, terraform version)
-    terraform.lock.hcl  the provider lock file used for the plan (restored before init on apply)
     bundle.json         metadata; written last, so a bundle without it is incomplete
+
+Every one of these files can be rewritten by whoever can write the directory: apply treats
+them as claims that can only make it refuse, and derives what it enforces from a private
+copy of ``tfplan`` (see ``planfile`` and ``pipeline.run_apply``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ POLICY_JSON = "policy.json"
 POLICY_JUNIT = "policy.junit.xml"
 SUMMARY_JSON = "summary.json"
 FINGERPRINT_JSON = "fingerprint.json"
-LOCK_FILE = "terraform.lock.hcl"
 BUNDLE_JSON = "bundle.json"
 APPLIED_JSON = "applied.json"
 

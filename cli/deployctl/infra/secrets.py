@@ -33,6 +33,7 @@ from typing import Any
 from deployctl import aws, naming
 from deployctl.config import EnvConfig
 from deployctl.errors import OperationFailed, Refused, UsageError
+from deployctl.infra.guards import account_guard, is_protected
 from deployctl.ui import UI
 
 DEFAULT_GENERATOR = "random32"
@@ -87,8 +88,6 @@ def _tags(cfg: EnvConfig, secret: Secret) -> list[dict]:
 
 
 def _guard(cfg: EnvConfig) -> dict:
-    from deployctl.infra.pipeline import account_guard
-
     return account_guard(cfg, needed=True)
 
 
@@ -236,8 +235,6 @@ def rotate_secret(cfg: EnvConfig, name: str, ui: UI) -> dict:
     Protected envs (prod, deletion protection) ask for confirmation (or --yes). Returns
     ``{"name", "parameter", "status": "rotated", "version", "previous_version", "invalidates", ...}``.
     """
-    from deployctl.infra.pipeline import is_protected
-
     secret = _find(cfg, name)
     if secret.generator == "none":
         raise UsageError(f"{secret.parameter} is set by hand (generate = \"none\"): deployctl cannot make its value",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from deployctl.config import EnvConfig, Settings
 from deployctl.infra import bootstrap as bootstrap_mod
-from deployctl.infra import doctor, pipeline
+from deployctl.infra import doctor, envlock, guards, pipeline
 from deployctl.infra import plan as plan_mod
 from deployctl.ui import UI
 
@@ -69,7 +69,7 @@ def _plan_and_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: b
         bundle.write_json(plan_mod.APPLIED_JSON, {"status": "no changes, nothing applied",
                                                   "fingerprint": bundle.meta.get("fingerprint")})
         return Step(name, "ok", "no changes", {"summary": outcome.summary["counts"], "applied": False})
-    applied = pipeline.run_apply(settings, cfg, ui)
+    applied = pipeline.run_apply(settings, cfg, ui, planned=outcome)
     return Step(name, "done", plan_mod.summary_text(outcome.summary).splitlines()[0],
                 {"summary": applied["summary"], "applied": True})
 
@@ -114,11 +114,17 @@ def smoke_test(url: str | None) -> dict:
 
 
 def run_up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
+    """Every step under the env lock: no plan, apply or destroy of this env runs beside it."""
+    with envlock.hold(cfg.work_dir, "up", env=cfg.name, ui=ui):
+        return _up(settings, cfg, ui)
+
+
+def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     from deployctl.artifacts import publish as publish_mod
 
     steps: list[Step] = []
     ui.step(f"deployctl up: {cfg.name} in account {cfg.account_id} ({cfg.region})")
-    account = pipeline.account_guard(cfg, needed=True)
+    account = guards.account_guard(cfg, needed=True)
 
     ui.step("state bucket")
     bucket = bootstrap_mod.ensure_state_bucket(cfg)
