@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from deployctl import __version__
-from deployctl.commands import artifacts, doctor, infra, local, secret
+from deployctl.commands import artifacts, doctor, infra, local, ops, secret
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import (
@@ -154,6 +154,10 @@ for command in (
     infra.up,
     infra.destroy,
     secret.secret,
+    ops.logs,
+    ops.status,
+    ops.drift,
+    ops.prune,
     doctor.doctor,
 ):
     cli.add_command(command)

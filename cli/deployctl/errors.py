@@ -68,6 +68,12 @@ class PolicyFailed(DeployctlError):
     kind = "policy_failed"
 
 
+class DriftDetected(DeployctlError):
+    """``deployctl drift`` found resources changed outside Terraform (exit 1, like a failed gate)."""
+
+    kind = "drift"
+
+
 class UsageError(DeployctlError):
     exit_code = EXIT_USAGE
     kind = "usage"

@@ -17,6 +17,7 @@ from deployctl.config import EnvConfig, Settings
 from deployctl.errors import ConfigError, Interrupted, PolicyFailed, Refused
 from deployctl.infra import gate as gate_mod
 from deployctl.infra import plan as plan_mod
+from deployctl.infra import records
 from deployctl.infra import render as render_mod
 from deployctl.infra.terraform import Terraform, backend_type, uses_aws
 from deployctl.ui import UI
@@ -245,6 +246,7 @@ def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool
         bundle.write_json(plan_mod.APPLIED_JSON, {"status": status, "at": datetime.now(UTC).isoformat(timespec="seconds"),
                                                   "fingerprint": bundle.meta.get("fingerprint")})
     del res  # terraform's output was streamed to stderr as it ran
+    records.record_apply(cfg, status=status, bundle_meta=bundle.meta, account=account)  # for deployctl status
     outputs = read_outputs(tf)
     return {"env": cfg.name, "applied": True, "destroy": is_destroy, "summary": summary["counts"],
             "account_guard": account, "outputs": outputs, "bundle": str(bundle.dir)}

@@ -1,0 +1,1 @@
+"""Day-two operations on a deployed env: logs, status, prune (and the rollout extension point)."""
