@@ -55,6 +55,7 @@ def plan_function(lam: Any, cfg: EnvConfig, function: str, keep: int) -> dict:
     physical = naming.function_name(cfg, function)
     try:
         versions = _pages(lam.list_versions_by_function, "Versions", FunctionName=physical)
+        aliases = _pages(lam.list_aliases, "Aliases", FunctionName=physical)
     except ClientError as exc:
         if aws.error_code(exc) != "ResourceNotFoundException":
             raise
@@ -66,7 +67,7 @@ def plan_function(lam: Any, cfg: EnvConfig, function: str, keep: int) -> dict:
     def why(version: str, reason: str) -> None:
         reasons.setdefault(str(version), []).append(reason)
 
-    for alias in _pages(lam.list_aliases, "Aliases", FunctionName=physical):
+    for alias in aliases:
         why(alias["FunctionVersion"], f"alias {alias['Name']}")
         for v in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}):
             why(v, f"alias {alias['Name']} canary weight")

@@ -77,21 +77,24 @@ def function_status(lam: Any, cfg: EnvConfig, function: str, manifest: dict) -> 
 
 
 def alarms_in_alarm(cfg: EnvConfig) -> list[dict]:
+    """The env's alarms (metric and composite) whose state is ALARM now."""
     cw = aws.client("cloudwatch", cfg.region)
-    found = []
+    prefix = f"{cfg.prefix}-"
+    found: dict[str, dict] = {}
+    kwargs: dict[str, Any] = {"AlarmNamePrefix": prefix, "StateValue": "ALARM",
+                              "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]}
     with aws.errors("list alarms in ALARM (DescribeAlarms)"):
-        for kind in ("MetricAlarm", "CompositeAlarm"):
-            kwargs: dict[str, Any] = {"AlarmNamePrefix": f"{cfg.prefix}-", "StateValue": "ALARM",
-                                      "AlarmTypes": [kind]}
-            while True:
-                page = cw.describe_alarms(**kwargs)
-                for a in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
-                    found.append({"name": a["AlarmName"], "since": str(a.get("StateUpdatedTimestamp") or ""),
-                                  "reason": a.get("StateReason", "")})
-                if not page.get("NextToken"):
-                    break
-                kwargs["NextToken"] = page["NextToken"]
-    return sorted(found, key=lambda a: a["name"])
+        while True:
+            page = cw.describe_alarms(**kwargs)
+            for a in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                # filtered here too: an emulator may ignore the request's filters
+                if a.get("StateValue") == "ALARM" and a["AlarmName"].startswith(prefix):
+                    found[a["AlarmName"]] = {"name": a["AlarmName"], "since": str(a.get("StateUpdatedTimestamp") or ""),
+                                             "reason": a.get("StateReason", "")}
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return [found[name] for name in sorted(found)]
 
 
 def state_object(cfg: EnvConfig) -> dict | None:
