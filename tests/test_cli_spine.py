@@ -17,7 +17,7 @@ from deployctl.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["local", "package", "publish-lambda", "promote", "rollback", "render", "check", "plan", "apply",
-            "outputs", "bootstrap", "up", "destroy", "secret", "doctor"]
+            "outputs", "bootstrap", "up", "destroy", "secret", "logs", "status", "drift", "prune", "doctor"]
 
 
 @pytest.fixture

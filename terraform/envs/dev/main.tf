@@ -70,7 +70,7 @@ module "ci_identity" {
   name                 = local.prefix
   oidc_provider_arn    = var.ci.oidc_provider_arn
   parameter_prefix     = local.parameter_prefix
-  plan_subjects        = ["pull_request"]
+  plan_subjects        = ["pull_request", "ref:refs/heads/main"] # PR plans; the scheduled drift check on main
   region               = var.aws.region
   repository           = var.ci.github_repository
   state_bucket         = var.state.bucket
