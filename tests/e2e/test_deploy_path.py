@@ -18,6 +18,7 @@ import pytest
 from deployctl.config import load_env
 
 from .conftest import CI_REPOSITORY
+from .drift_checks import check_drift_finds_memory_and_pitr_and_nothing_else
 
 pytestmark = pytest.mark.e2e
 
@@ -233,6 +234,10 @@ def test_plan_after_apply_changes_nothing(deployctl):
     plan = _plan_json(deployctl)
     assert _changes(plan) == []
     assert not res.result["summary"]["has_changes"]
+
+
+def test_drift_finds_memory_and_pitr_changed_by_hand_and_nothing_else(deployctl):
+    check_drift_finds_memory_and_pitr_and_nothing_else(deployctl, _cfg(deployctl).prefix)
 
 
 def _live(deployctl, function: str) -> dict:
