@@ -58,12 +58,19 @@ def logs(functions, api, since, follow, pattern):
     follower = core.Follower(client, groups, core.parse_since(since), pattern)
     out.info(f"following {', '.join(groups.values())} (Ctrl-C to stop)")
 
+    warned: set[str] = set()
+
     def emit(ev) -> None:
         line = json.dumps(ev.to_dict(), sort_keys=True) if out.json_mode else core.format_event(ev, style)
         print(line, file=out.out, flush=True)
 
+    def warn_missing() -> None:
+        for group in sorted(follower.missing - warned):
+            out.warn(f"log group {group} does not exist (yet): following it anyway")
+            warned.add(group)
+
     try:
-        follower.run(emit)
+        follower.run(emit, after_poll=warn_missing)
     except KeyboardInterrupt:
         out.info("stopped")
     except BrokenPipeError:  # `deployctl logs -f | head`: the reader is gone, so are we

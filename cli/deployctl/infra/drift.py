@@ -15,8 +15,10 @@ recorded for ``deployctl status`` (:mod:`deployctl.infra.records`).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from deployctl.config import EnvConfig, Settings
@@ -93,8 +95,89 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
-def extract(plan: dict) -> list[dict]:
-    """The drifted managed resources of a refresh-only plan's JSON, sorted by address."""
+# -- which attributes the configuration sets ---------------------------------------------------------------
+
+_MODULE_STEP = re.compile(r'module\.([A-Za-z0-9_-]+)(?:\[(?:"(?:[^"\\]|\\.)*"|\d+)\])?\.')
+_RESOURCE = re.compile(r'([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)(?:\[(?:"(?:[^"\\]|\\.)*"|\d+)\])?$')
+_DYNAMIC = re.compile(r'\bdynamic\s+"([A-Za-z0-9_]+)"')
+
+
+def config_key(address: str) -> tuple[tuple[str, ...], str] | None:
+    """``module.a["k"].module.b.TYPE.NAME[0]`` -> (("a", "b"), "TYPE.NAME"): where its configuration is."""
+    modules, pos = [], 0
+    while True:
+        m = _MODULE_STEP.match(address, pos)
+        if not m:
+            break
+        modules.append(m.group(1))
+        pos = m.end()
+    m = _RESOURCE.match(address, pos)
+    return (tuple(modules), f"{m.group(1)}.{m.group(2)}") if m else None
+
+
+def _resource_blocks(text: str, rtype: str, name: str) -> list[str]:
+    """The bodies of ``resource "TYPE" "NAME" { ... }`` in HCL text (brace matching; strings are rare enough)."""
+    bodies = []
+    for m in re.finditer(rf'resource\s+"{re.escape(rtype)}"\s+"{re.escape(name)}"\s*\{{', text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        bodies.append(text[m.end():i])
+    return bodies
+
+
+def configured_attributes(plan: dict, root_dir: Path | None = None) -> dict[tuple[tuple[str, ...], str], set[str]]:
+    """Per resource configuration, the top-level attributes and blocks its configuration sets.
+
+    From the plan's ``configuration`` (``expressions``), plus the blocks written as ``dynamic "NAME"``
+    (Terraform leaves those out of ``expressions``), read from the module's ``.tf`` files when
+    ``root_dir`` (the root module's directory) is given.
+    """
+    found: dict[tuple[tuple[str, ...], str], set[str]] = {}
+
+    def walk(module: dict, path: tuple[str, ...], directory: Path | None) -> None:
+        text = None
+        for res in module.get("resources") or []:
+            if res.get("mode", "managed") != "managed":
+                continue
+            names = set(res.get("expressions") or {})
+            if directory is not None:
+                if text is None:
+                    text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                                     for p in sorted(directory.glob("*.tf")))
+                for body in _resource_blocks(text, res.get("type", ""), res.get("name", "")):
+                    names |= set(_DYNAMIC.findall(body))
+            found[(path, f"{res.get('type', '')}.{res.get('name', '')}")] = names
+        for name, call in (module.get("module_calls") or {}).items():
+            source = call.get("source") or ""
+            sub = (directory / source).resolve() if directory is not None and source.startswith(".") else None
+            walk(call.get("module") or {}, (*path, name), sub)
+
+    walk((plan.get("configuration") or {}).get("root_module") or {}, (), root_dir)
+    return found
+
+
+def extract(plan: dict, root_dir: Path | None = None) -> list[dict]:
+    """The drifted managed resources of a refresh-only plan's JSON, sorted by address.
+
+    A resource has drifted when it was deleted outside Terraform, or when an attribute its
+    configuration sets changed. Changes to attributes the configuration does not set (computed ones,
+    or ones another resource manages: an IAM role's ``inline_policy`` written by
+    ``aws_iam_role_policy``, an SNS topic's ``policy`` written by ``aws_sns_topic_policy``) are not
+    drift; they are kept in each entry's ``other_changes``, and a resource with nothing else is left
+    out (see :func:`unmanaged`). Without a ``configuration`` in the plan, every change counts.
+    """
+    return [r for r in _all(plan, root_dir) if r["action"] == "deleted" or r["changes"]]
+
+
+def unmanaged(plan: dict, root_dir: Path | None = None) -> list[dict]:
+    """Resources whose only changes are to attributes their configuration does not set."""
+    return [r for r in _all(plan, root_dir) if r["action"] == "changed" and not r["changes"]]
+
+
+def _all(plan: dict, root_dir: Path | None) -> list[dict]:
+    configured = configured_attributes(plan, root_dir) if plan.get("configuration") else None
     found = []
     for rd in plan.get("resource_drift") or []:
         if rd.get("mode", "managed") != "managed":
@@ -103,16 +186,22 @@ def extract(plan: dict) -> list[dict]:
         actions = change.get("actions") or []
         if actions in (["no-op"], ["read"], []):
             continue
-        entry: dict[str, Any] = {"address": rd.get("address", "?"), "type": rd.get("type", ""), "changes": []}
+        address = rd.get("address", "?")
+        entry: dict[str, Any] = {"address": address, "type": rd.get("type", ""), "changes": [], "other_changes": []}
         if change.get("after") is None or actions == ["delete"]:
             entry["action"] = "deleted"
-        else:
-            entry["action"] = "changed"
-            entry["changes"] = list(attribute_changes(change.get("before"), change.get("after"),
-                                                      change.get("before_sensitive", False),
-                                                      change.get("after_sensitive", False)))
-            if not entry["changes"]:
-                continue  # only null/empty shuffles: nothing a person changed
+            found.append(entry)
+            continue
+        entry["action"] = "changed"
+        changes = list(attribute_changes(change.get("before"), change.get("after"),
+                                         change.get("before_sensitive", False), change.get("after_sensitive", False)))
+        if not changes:
+            continue  # only null/empty shuffles: nothing a person changed
+        key = config_key(address)
+        names = configured.get(key) if configured is not None and key is not None else None
+        for c in changes:
+            top = re.split(r"[.\[]", c["path"], maxsplit=1)[0]
+            (entry["changes"] if names is None or top in names else entry["other_changes"]).append(c)
         found.append(entry)
     return sorted(found, key=lambda e: e["address"])
 
@@ -124,8 +213,14 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def drift_text(result: dict, style=lambda text, *s: text) -> str:
     resources = result["resources"]
+    note = []
+    if result.get("unmanaged"):
+        note = [f"(not drift: {len(result['unmanaged'])} resource(s) changed only in attributes the configuration "
+                "does not set, computed or managed by another resource: "
+                + ", ".join(u["address"] for u in result["unmanaged"][:5])
+                + (" ..." if len(result["unmanaged"]) > 5 else "") + ")"]
     if not resources:
-        return f"no drift in {result['env']}: AWS matches the Terraform state"
+        return "\n".join([f"no drift in {result['env']}: AWS matches the Terraform state", *note])
     lines = [style(f"drift in {result['env']}: {len(resources)} resource(s) changed outside Terraform", "yellow", "bold")]
     for r in resources:
         if r["action"] == "deleted":
@@ -134,6 +229,7 @@ def drift_text(result: dict, style=lambda text, *s: text) -> str:
         lines.append(f"  ~ {r['address']}")
         for c in r["changes"]:
             lines.append(f"      {c['path']}: {_short(c['before'])} -> {_short(c['after'])}")
+    lines += note
     lines.append(f"fix: apply the configuration again (deployctl plan --env {result['env']} && deployctl apply "
                  f"--env {result['env']}), or change the configuration to match")
     return "\n".join(lines)
@@ -159,9 +255,12 @@ def run_drift(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     try:
         ui.step("plan -refresh-only (what changed outside Terraform)")
         tf.plan(planfile, refresh_only=True)
-        resources = extract(tf.show_json(planfile))
+        doc = tf.show_json(planfile)
+        resources, ignored = extract(doc, cfg.env_dir), unmanaged(doc, cfg.env_dir)
+        del doc  # may hold sensitive values: only the masked drift is kept
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the plan may hold sensitive values: keep only the masked drift
     record = records.record_drift(cfg, resources)
     return {"env": cfg.name, "drift": bool(resources), "resources": resources, "checked_at": record["at"],
+            "unmanaged": [{"address": r["address"], "paths": [c["path"] for c in r["other_changes"]]} for r in ignored],
             "terraform": {"name": tfv.name, "version": tfv.version}, "account_guard": account}

@@ -247,12 +247,15 @@ class Follower:
         self.wait = self.shortest if new else min(self.longest, self.wait * 1.5)
         return new
 
-    def run(self, emit: Callable[[LogEvent], None], polls: int | None = None) -> None:
+    def run(self, emit: Callable[[LogEvent], None], polls: int | None = None,
+            after_poll: Callable[[], None] | None = None) -> None:
         """Poll until interrupted (KeyboardInterrupt propagates to the caller) or ``polls`` polls."""
         done = 0
         while polls is None or done < polls:
             for ev in self.poll():
                 emit(ev)
+            if after_poll is not None:
+                after_poll()
             done += 1
             if polls is None or done < polls:
                 self.sleep(self.wait)
