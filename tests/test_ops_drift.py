@@ -47,7 +47,9 @@ def test_changed_attributes_with_paths_and_values_and_the_sensitive_value_masked
         in table["changes"]
     value = next(c for c in param["changes"] if c["path"] == "value")
     assert value == {"path": "value", "before": drift.MASK, "after": drift.MASK, "sensitive": True}
-    assert {"path": "version", "before": 1, "after": 2, "sensitive": False} in param["changes"]
+    # `version` is computed (the configuration does not set it): reported aside, not as drift
+    assert {"path": "version", "before": 1, "after": 2, "sensitive": False} in param["other_changes"]
+    assert [c["path"] for c in param["changes"]] == ["value"]
     text = json.dumps(found) + drift.drift_text({"env": "dev", "resources": found})
     assert "before-value" not in text and "after-value" not in text
 
@@ -56,6 +58,45 @@ def test_a_resource_deleted_outside_terraform():
     found = drift.extract(plan("parameter_deleted"))
     assert {r["address"]: r["action"] for r in found} == {"aws_dynamodb_table.this": "changed",
                                                           "aws_ssm_parameter.this": "deleted"}
+
+
+def test_changes_only_to_attributes_the_configuration_does_not_set_are_not_drift():
+    """An IAM role's inline_policy written by aws_iam_role_policy, an SNS topic's policy written by
+    aws_sns_topic_policy: here the parameter's computed `version` alone changed."""
+    doc = plan("pitr_and_parameter")
+    (param,) = [rd for rd in doc["resource_drift"] if rd["type"] == "aws_ssm_parameter"]
+    param["change"]["after"]["value"] = param["change"]["before"]["value"]
+    assert [r["address"] for r in drift.extract(doc)] == ["aws_dynamodb_table.this"]
+    assert [(r["address"], [c["path"] for c in r["other_changes"]]) for r in drift.unmanaged(doc)] == [
+        ("aws_ssm_parameter.this", ["version"])]
+    del doc["configuration"]  # no configuration to tell them apart: every change counts
+    assert [r["address"] for r in drift.extract(doc)] == ["aws_dynamodb_table.this", "aws_ssm_parameter.this"]
+
+
+def test_blocks_written_as_dynamic_count_as_configured(tmp_path):
+    """Terraform leaves dynamic blocks out of the plan's `expressions`; they are read from the module."""
+    module = tmp_path / "modules" / "table"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text(
+        'resource "aws_dynamodb_table" "this" {\n  name = var.name\n'
+        '  dynamic "global_secondary_index" {\n    for_each = var.gsis\n    content {\n'
+        '      name = global_secondary_index.key\n    }\n  }\n}\n')
+    root = tmp_path / "envs" / "dev"
+    root.mkdir(parents=True)
+    doc = {"configuration": {"root_module": {"module_calls": {"tables": {
+        "source": "../../modules/table",
+        "module": {"resources": [{"address": "aws_dynamodb_table.this", "mode": "managed",
+                                  "type": "aws_dynamodb_table", "name": "this", "expressions": {"name": {}}}]}}}}},
+        "resource_drift": [{"address": 'module.tables["items"].aws_dynamodb_table.this[0]', "mode": "managed",
+                            "type": "aws_dynamodb_table", "change": {
+                                "actions": ["update"],
+                                "before": {"name": "t", "global_secondary_index": [{"name": "G1"}], "arn": "a"},
+                                "after": {"name": "t", "global_secondary_index": [{"name": "G2"}], "arn": "b"}}}]}
+    (found,) = drift.extract(doc, root)
+    assert [c["path"] for c in found["changes"]] == ["global_secondary_index[0].name"]
+    assert [c["path"] for c in found["other_changes"]] == ["arn"]
+    assert drift.extract(doc) == []  # without the module's source the dynamic block is not known
+    assert drift.config_key('module.a["x.y"].module.b[2].aws_s3_bucket.this[0]') == (("a", "b"), "aws_s3_bucket.this")
 
 
 def test_sensitivity_marks_whole_subtrees_and_list_elements():
