@@ -221,3 +221,20 @@ def test_build_cache_is_trimmed_to_the_newest_entries(tmp_path):
     removed = buildcache.trim(cache, keep=1)["removed"]
     assert sorted(removed) == ["package/h1", "package/h4"]  # the old ones beyond 1; no fresh layer entry
     assert len(list((cache / "layers").iterdir())) == 6
+
+
+@pytest.mark.slow
+def test_apply_records_when_which_commit_and_who_for_status(tmp_path, monkeypatch):
+    """The real plan -> apply on the provider-free fixture root leaves the record status reads."""
+    from tf_helpers import copy_project, run_cli
+
+    project = copy_project("project", tmp_path)
+    monkeypatch.setenv("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("GITHUB_ACTOR", "octocat")
+    assert run_cli(project, "plan", "--env", "dev").code == 0
+    assert records.last_apply(load_env("dev", project)) is None  # a plan is not an apply
+    run = run_cli(project, "apply", "--env", "dev", "--json")
+    assert run.code == 0, run.err
+    rec = records.last_apply(load_env("dev", project))
+    assert rec["status"] == "applied" and rec["commit"] == "0123456789abcdef0123456789abcdef01234567"
+    assert rec["actor"] == "github:octocat" and rec["fingerprint"] and rec["at"].endswith("+00:00")
