@@ -108,6 +108,9 @@ def test_sensitivity_marks_whole_subtrees_and_list_elements():
         {"path": "a.c[1]", "before": drift.MASK, "after": drift.MASK, "sensitive": True},
         {"path": "d", "before": 1, "after": 2, "sensitive": False},
     ]
+    # the provider reading an unset field back as its zero value is not a change; a real value is
+    assert list(drift.attribute_changes({"p": None, "q": None, "r": None}, {"p": 0, "q": False, "r": 60})) == [
+        {"path": "r", "before": None, "after": 60, "sensitive": False}]
     # a list that changed length is one change of the whole list
     assert list(drift.attribute_changes({"l": [1]}, {"l": [1, 2]})) == [
         {"path": "l", "before": [1], "after": [1, 2], "sensitive": False}]

@@ -79,7 +79,7 @@ def attribute_changes(before: Any, after: Any, before_sensitive: Any = False, af
         for i, (b, a) in enumerate(zip(before, after, strict=True)):
             yield from attribute_changes(b, a, _sub(before_sensitive, i), _sub(after_sensitive, i), [*path, i])
         return
-    if _empty(before) and _empty(after) or before == after:
+    if _empty(before) and _empty(after) or before == after or _zero_for_null(before, after):
         return
     sensitive = _any_marked(before_sensitive) or _any_marked(after_sensitive)
     yield {
@@ -88,6 +88,14 @@ def attribute_changes(before: Any, after: Any, before_sensitive: Any = False, af
         "after": MASK if sensitive else after,
         "sensitive": sensitive,
     }
+
+
+def _zero_for_null(before: Any, after: Any) -> bool:
+    """null on one side, the type's zero value (0, false) on the other: how the provider reads back
+    an unset field (an alarm's metric_query ``period`` is null after create, 0 after a refresh)."""
+    if before is None:
+        before, after = after, before
+    return after is None and (before is False or (type(before) in (int, float) and before == 0))
 
 
 def _empty(value: Any) -> bool:
