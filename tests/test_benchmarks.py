@@ -56,3 +56,13 @@ def test_bench_handlers_runs_as_shipped_and_prints_its_cold_import_table():
     assert len(rows) == 2, proc.stdout  # the budget's row and the import + first log line row
     assert "<= 1.2x" in rows[0] and rows[0].rstrip().endswith("x"), proc.stdout
     assert "items." not in proc.stdout  # --function limits the run
+
+
+def test_bench_logs_follow_runs_and_prints_its_table():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_logs_follow.py"), "--rounds", "2",
+                           "--poll", "0.2"], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line[:34].strip(): line.split() for line in proc.stdout.splitlines()}
+    assert rows["raw boto3 filter_log_events loop"][-1] == "1.00", proc.stdout
+    assert float(rows["deployctl logs --follow"][-1]) > 0, proc.stdout

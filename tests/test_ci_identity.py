@@ -151,7 +151,7 @@ def test_root_wires_the_module_for_one_repository():
     (body,) = [clean(m)["ci_identity"] for m in root["module"] if "ci_identity" in clean(m)]
     assert body["count"] == '${var.ci.github_repository == "" ? 0 : 1}'
     assert body["repository"] == "${var.ci.github_repository}"
-    assert body["plan_subjects"] == ["pull_request"]
+    assert body["plan_subjects"] == ["pull_request", "ref:refs/heads/main"]  # PR plans, scheduled drift on main
     assert body["apply_subjects"] == ["environment:${var.environment}"]
     assert body["state_bucket"] == "${var.state.bucket}" and body["state_key"] == "${var.state.key}"
     assert body["permissions_boundary_arn"] == "${module.iam_boundary.arn}"

@@ -17,7 +17,8 @@ from deployctl.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["local", "event", "invoke", "package", "publish-lambda", "promote", "rollback", "render", "check", "plan",
-            "apply", "outputs", "bootstrap", "up", "destroy", "verify", "sbom", "secret", "doctor"]
+            "apply", "outputs", "bootstrap", "up", "destroy", "verify", "sbom", "secret", "logs", "status", "drift", "prune",
+            "doctor"]
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def parse(args: list[str]):
 
 def test_triggers_and_jobs(wf):
     on = triggers(wf)
-    assert set(on) == {"pull_request", "push"}
+    assert set(on) == {"pull_request", "push", "schedule"}
     assert on["push"]["branches"] == ["main"]
     jobs = wf["jobs"]
     assert jobs["plan"]["if"].strip() == "github.event_name == 'pull_request'"
@@ -98,7 +98,7 @@ def test_oidc_subjects_match_the_ci_identity_roles(wf):
     assert apply_creds["with"]["role-to-assume"] == "${{ vars.APPLY_ROLE_ARN }}"
     assert apply["environment"] == "${{ matrix.env }}"
     root = (Path(__file__).resolve().parents[1] / "terraform/envs/dev/main.tf").read_text()
-    assert 'plan_subjects        = ["pull_request"]' in root
+    assert 'plan_subjects        = ["pull_request", "ref:refs/heads/main"]' in root
     assert 'apply_subjects       = ["environment:${var.environment}"]' in root
 
 
@@ -203,3 +203,21 @@ def test_actionlint_reports_no_findings():
         timeout=120,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stdout + proc.stderr
+
+
+def test_scheduled_drift_check_uses_the_read_only_plan_role_and_reports_in_the_summary(wf):
+    """Daily cron; per env; the plan role (subject ref:refs/heads/main, no environment); drift fails the job."""
+    (cron,) = triggers(wf)["schedule"]
+    assert len(cron["cron"].split()) == 5
+    job = wf["jobs"]["drift"]
+    assert job["if"].strip() == "github.event_name == 'schedule'" and "environment" not in job
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert {row["env"] for row in job["strategy"]["matrix"]["include"]} == {"dev", "prod"}
+    (creds,) = [s for s in steps(job) if str(s.get("uses", "")).startswith("aws-actions/")]
+    assert creds["with"]["role-to-assume"] == "${{ vars[matrix.plan_role] }}"
+    run = next(s for s in steps(job) if s.get("name") == "drift")
+    assert ["drift", "--env", "$ENV_NAME"] in deployctl_commands(run["run"]) and "pipefail" in run["run"]
+    summary = next(s for s in steps(job) if s.get("name") == "job summary")
+    assert summary["if"] == "always()" and "GITHUB_STEP_SUMMARY" in summary["run"]
+    for wired in (wf["jobs"]["plan"], wf["jobs"]["apply"]):
+        assert "schedule" not in wired["if"]  # a scheduled run plans and applies nothing

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from deployctl import __version__
-from deployctl.commands import artifacts, doctor, infra, invoke, local, secret, supply_chain
+from deployctl.commands import artifacts, doctor, infra, invoke, local, ops, secret, supply_chain
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import (
@@ -158,6 +158,10 @@ for command in (
     supply_chain.verify,
     supply_chain.sbom,
     secret.secret,
+    ops.logs,
+    ops.status,
+    ops.drift,
+    ops.prune,
     doctor.doctor,
 ):
     cli.add_command(command)

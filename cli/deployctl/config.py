@@ -224,6 +224,8 @@ SCHEMA = Table(
                 "memory_mb": Int(min=128, max=10240),
                 "timeout_s": Int(min=1, max=900),
                 "log_level": Str(choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+                # deployctl prune: the newest N function/layer versions always kept (default 5)
+                "keep_versions": Int(min=1, max=1000),
             }
         ),
         "functions": MapOf(FUNCTION),

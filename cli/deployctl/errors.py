@@ -74,6 +74,12 @@ class VerifyFailed(DeployctlError):
     kind = "verify_failed"
 
 
+class DriftDetected(DeployctlError):
+    """``deployctl drift`` found resources changed outside Terraform (exit 1, like a failed gate)."""
+
+    kind = "drift"
+
+
 class UsageError(DeployctlError):
     exit_code = EXIT_USAGE
     kind = "usage"

@@ -28,6 +28,7 @@ from security.iam_eval import (
 
 from . import api_checks
 from .conftest import CI_REPOSITORY, MOTO_ACCOUNT, REGION
+from .drift_checks import check_drift_finds_memory_and_pitr_and_nothing_else
 
 pytestmark = pytest.mark.e2e
 
@@ -298,6 +299,10 @@ def test_plan_after_apply_changes_nothing(deployctl):
     plan = _plan_json(deployctl)
     assert _changes(plan) == []
     assert not res.result["summary"]["has_changes"]
+
+
+def test_drift_finds_memory_and_pitr_changed_by_hand_and_nothing_else(deployctl):
+    check_drift_finds_memory_and_pitr_and_nothing_else(deployctl, _cfg(deployctl).prefix)
 
 
 def _live(deployctl, function: str) -> dict:

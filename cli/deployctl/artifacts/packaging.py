@@ -50,7 +50,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployctl.artifacts import bytecode
+from deployctl.artifacts import buildcache, bytecode
 from deployctl.artifacts import layers as layer_build
 from deployctl.artifacts.deps import install_requirements, pip_install_tree, read_requirements, tree_entries
 from deployctl.artifacts.srctree import SOURCE_DIR, SourceTree
@@ -380,6 +380,8 @@ def build(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Pa
                            [built_layers[n] for n in cfg.functions[name].get("layers", [])], pyc) for name in names]
     finally:
         scan.save()
+    # bounded cache: older entries go, never the ones this build used
+    buildcache.trim(cache, protect=[a.input_hash for a in [*arts, *built_layers.values()]])
     return Build(functions=arts, layers=list(built_layers.values()))
 
 

@@ -26,6 +26,7 @@ from deployctl.infra import envlock
 from deployctl.infra import gate as gate_mod
 from deployctl.infra import plan as plan_mod
 from deployctl.infra import planfile as planfile_mod
+from deployctl.infra import records
 from deployctl.infra import render as render_mod
 from deployctl.infra.guards import account_guard, is_protected
 from deployctl.infra.terraform import Terraform, backend_type, uses_aws
@@ -339,6 +340,7 @@ def _apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool, c
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(planfile.parent)
+    records.record_apply(cfg, status=status, bundle_meta=bundle.meta, account=account)  # for deployctl status
     outputs = read_outputs(tf)
     return {"env": cfg.name, "applied": True, "destroy": is_destroy, "summary": summary["counts"],
             "account_guard": account, "outputs": outputs, "bundle": str(bundle.dir)}

@@ -140,11 +140,14 @@ class Terraform:
             args.append(f"-backend-config={backend_config}")
         self._run(args, "init")
 
-    def plan(self, out: Path, *, targets: list[str] | None = None, destroy: bool = False) -> runner.Result:
+    def plan(self, out: Path, *, targets: list[str] | None = None, destroy: bool = False,
+             refresh_only: bool = False) -> runner.Result:
         args = ["plan", "-input=false", "-no-color", "-compact-warnings", "-lock-timeout=0s", f"-out={out}"]
         args += [f"-target={t}" for t in targets or []]
         if destroy:
             args.append("-destroy")
+        if refresh_only:  # deployctl drift: what changed outside Terraform, nothing else
+            args.append("-refresh-only")
         return self._run(args, "plan", stream=True)
 
     def show_json(self, planfile: Path) -> dict:

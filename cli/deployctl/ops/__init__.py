@@ -1,1 +1,1 @@
-"""Day-two operations on a deployed env: invoking its functions."""
+"""Day-two operations on a deployed env: invoke, logs, status, drift, prune (and the rollout extension point)."""

@@ -93,7 +93,7 @@ module "ci_identity" {
   oidc_provider_arn        = var.ci.oidc_provider_arn
   parameter_prefix         = local.parameter_prefix
   permissions_boundary_arn = module.iam_boundary.arn
-  plan_subjects            = ["pull_request"]
+  plan_subjects            = ["pull_request", "ref:refs/heads/main"] # PR plans; the scheduled drift check on main
   region                   = var.aws.region
   repository               = var.ci.github_repository
   role_path                = local.iam_path
