@@ -22,11 +22,10 @@ from pathlib import Path
 from deployctl.config import EnvConfig, Settings
 from deployctl.errors import ConfigError, Interrupted, PolicyFailed, Refused
 from deployctl.fsutil import atomic_write
-from deployctl.infra import envlock
+from deployctl.infra import envlock, records
 from deployctl.infra import gate as gate_mod
 from deployctl.infra import plan as plan_mod
 from deployctl.infra import planfile as planfile_mod
-from deployctl.infra import records
 from deployctl.infra import render as render_mod
 from deployctl.infra.guards import account_guard, is_protected
 from deployctl.infra.terraform import Terraform, backend_type, uses_aws
