@@ -46,9 +46,9 @@ def run(args: list[str], root: Path, stdin: str | None = None):
 
 def write_manifest(root: Path, env: str, functions: dict[str, str]) -> None:
     """The manifest with each function's code at ``code_sha256`` (base64, as Lambda reports it)."""
-    entries = {fn: {"bucket": "b", "key": f"lambda/{fn}/x.zip", "version_id": "v",
-                    "sha256": base64.b64decode(sha).hex(), "code_sha256": sha, "size": 1,
-                    "published_at": "2026-01-01T00:00:00+00:00"}
+    entries = {fn: {"bucket": "demo-artifacts-bucket", "key": f"lambda/{fn}/{base64.b64decode(sha).hex()}.zip",
+                    "version_id": "v1", "sha256": base64.b64decode(sha).hex(), "code_sha256": sha, "size": 1,
+                    "published_at": "2026-01-01T00:00:00Z"}
                for fn, sha in functions.items()}
     (root / f"terraform/envs/{env}/artifacts.json").write_text(
         json.dumps({"schema": 1, "env": env, "functions": entries, "layers": {}}), encoding="utf-8")

@@ -98,8 +98,8 @@ def test_oidc_subjects_match_the_ci_identity_roles(wf):
     assert apply_creds["with"]["role-to-assume"] == "${{ vars.APPLY_ROLE_ARN }}"
     assert apply["environment"] == "${{ matrix.env }}"
     root = (Path(__file__).resolve().parents[1] / "terraform/envs/dev/main.tf").read_text()
-    assert 'plan_subjects        = ["pull_request", "ref:refs/heads/main"]' in root
-    assert 'apply_subjects       = ["environment:${var.environment}"]' in root
+    assert re.search(r'plan_subjects\s*=\s*\["pull_request", "ref:refs/heads/main"\]', root)
+    assert re.search(r'apply_subjects\s*=\s*\["environment:\$\{var.environment\}"\]', root)
 
 
 def test_apply_replans_and_requires_the_reviewed_changes(wf):
