@@ -176,8 +176,11 @@ def _read_only(tree: Path) -> None:
 
 
 def _unpack(zips: list[bytes], dest: Path) -> Path:
-    """Unpack ``zips`` in order over one another into ``dest`` (cached: done once per content)."""
-    if (dest / ".complete").is_file():
+    """Unpack ``zips`` in order over one another into ``dest`` (cached: done once per content).
+
+    ``dest`` holds exactly the zips' files, as Lambda's code directories do (no marker of ours): it
+    appears by one rename of a complete tree, so its existence is what says it is complete."""
+    if dest.is_dir():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="unpack-", dir=dest.parent))
@@ -201,11 +204,10 @@ def _unpack(zips: list[bytes], dest: Path) -> Path:
                     mode = (info.external_attr >> 16) & 0o777
                     target.chmod(0o755 if mode & 0o111 else 0o644)
         _read_only(tree)
-        (tree / ".complete").write_text("")
         try:
             os.replace(tree, dest)
         except OSError:
-            if not (dest / ".complete").is_file():
+            if not dest.is_dir():  # another process renamed its (identical) tree first
                 raise
         return dest
     finally:
