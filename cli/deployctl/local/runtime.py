@@ -22,7 +22,6 @@ the function's own output is its log.
 from __future__ import annotations
 
 import base64
-import glob
 import hashlib
 import io
 import json
@@ -40,8 +39,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deployctl import runner
-from deployctl.errors import ConfigError, OperationFailed, ToolMissing
+from deployctl import pythons, runner
+from deployctl.config import EnvConfig
+from deployctl.errors import OperationFailed, ToolMissing
 
 WORKER = Path(__file__).with_name("lambda_worker.py")
 CACHE_SUBDIR = "runtime"
@@ -57,7 +57,7 @@ RUNTIME_SDK: dict[str, tuple[str, str]] = {
     "python3.12": ("1.34.42", "1.34.42"),
     "python3.13": ("1.34.42", "1.34.42"),
 }
-INTERPRETER_ENV = "DEPLOYCTL_LAMBDA_PYTHON"  # path to the runtime's interpreter (overrides discovery)
+INTERPRETER_ENV = pythons.ENV_VAR  # path to the runtime's interpreter (overrides discovery)
 SDK_CACHE_ENV = "DEPLOYCTL_RUNTIME_CACHE"  # where the SDK install lives (default: the user cache dir)
 WORKER_START_TIMEOUT_S = 120.0
 
@@ -65,62 +65,29 @@ WORKER_START_TIMEOUT_S = 120.0
 # -- the interpreter and the SDK -----------------------------------------------------------------
 
 
-def python_version(runtime: str) -> str:
-    """``python3.12`` -> ``3.12`` (only Python runtimes run here)."""
-    if not runtime.startswith("python") or not runtime[6:].replace(".", "").isdigit():
-        raise ConfigError(f"runtime {runtime!r} is not a Python runtime", where="lambda.runtime",
-                          hint="deployctl runs Python functions only, e.g. runtime = \"python3.12\"")
-    return runtime[6:]
+python_version = pythons.python_version
 
 
-def _probe(candidate: str, version: str) -> bool:
-    try:
-        result = runner.run([candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                            timeout=30)
-    except (ToolMissing, OperationFailed):
-        return False
-    return result.ok and result.stdout.strip() == version
+def find_interpreter(runtime: str, override: str | None = None, cfg: EnvConfig | None = None) -> str:
+    """The interpreter of ``runtime``, found by :mod:`deployctl.pythons` (``override`` first, then
+    ``DEPLOYCTL_LAMBDA_PYTHON``, ``[tools].lambda_python`` of ``cfg``, ``python3.X`` on PATH, pyenv).
 
-
-def _pyenv_root() -> str:
-    """``pyenv root`` when pyenv is installed (through the runner), else ""."""
-    if not shutil.which("pyenv"):
-        return ""
-    try:
-        result = runner.run(["pyenv", "root"], timeout=30)
-    except (ToolMissing, OperationFailed):
-        return ""
-    return result.stdout.strip() if result.ok else ""
-
-
-def find_interpreter(runtime: str, override: str | None = None) -> str:
-    """The interpreter of ``runtime``: ``DEPLOYCTL_LAMBDA_PYTHON`` (or ``override``), else
-    ``python3.X`` on PATH, else pyenv's ``$(pyenv root)/versions/3.X.*/bin/python3.X`` (``PYENV_ROOT``,
-    ``pyenv root``, ``~/.pyenv``).
-
-    None of them: :class:`ToolMissing` (exit 3) naming the version and how to get one."""
-    version = python_version(runtime)
-    exe = f"python{version}"
-    chosen = override or os.environ.get(INTERPRETER_ENV)
-    if chosen:
-        if _probe(chosen, version):
-            return chosen
-        raise ToolMissing(f"{chosen} is not a Python {version} interpreter", where=INTERPRETER_ENV,
-                          hint=f"point {INTERPRETER_ENV} at a python{version} (the functions' runtime is {runtime})")
-    candidates = []
-    on_path = shutil.which(exe)
-    if on_path:
-        candidates.append(on_path)
-    roots = [os.environ.get("PYENV_ROOT") or "", _pyenv_root(), str(Path.home() / ".pyenv")]
-    for root in dict.fromkeys(r for r in roots if r):
-        candidates += sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", exe)), reverse=True)
-    for candidate in candidates:
-        if _probe(candidate, version):
-            return candidate
+    None of them, or an explicit one of another version: :class:`ToolMissing` (exit 3) naming the
+    version and how to get one."""
+    choice = pythons.find(runtime, cfg, override)
+    version, exe = choice.wanted, f"python{choice.wanted}"
+    if choice.interpreter is not None:
+        return choice.interpreter.path
+    hint = f"install one (pyenv install {version}, or your OS package {exe}) or set {INTERPRETER_ENV}=/path/to/{exe}"
+    if choice.refused is not None:
+        raise ToolMissing(f"{choice.refused.value} is not a Python {version} interpreter", where=choice.refused.where,
+                          hint=f"point it at a {exe} (the functions' runtime is {runtime})")
+    if choice.disabled:
+        raise ToolMissing(f"{INTERPRETER_ENV} turns the runtime's Python off, and the {runtime} runtime needs one",
+                          where=INTERPRETER_ENV, hint=hint)
     raise ToolMissing(
         f"no Python {version} interpreter found for the {runtime} runtime (looked for {exe} on PATH and in pyenv)",
-        hint=f"install one (pyenv install {version}, or your OS package python{version}) or set "
-             f"{INTERPRETER_ENV}=/path/to/{exe}",
+        hint=hint,
     )
 
 
