@@ -99,6 +99,11 @@ class Build:
 
     functions: list[Artifact]
     layers: list[Artifact]
+    pyc: bytecode.Choice | None = None  # the interpreter that compiled the .pyc (or none)
+
+    @property
+    def compiler(self) -> bytecode.Interpreter | None:
+        return self.pyc.interpreter if self.pyc is not None else None
 
 
 # -- selection ----------------------------------------------------------------------------------
@@ -380,7 +385,7 @@ def build(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Pa
                            [built_layers[n] for n in cfg.functions[name].get("layers", [])], pyc) for name in names]
     finally:
         scan.save()
-    return Build(functions=arts, layers=list(built_layers.values()))
+    return Build(functions=arts, layers=list(built_layers.values()), pyc=pyc)
 
 
 @dataclass

@@ -457,7 +457,7 @@ def _documents(cfg: EnvConfig, build: packaging.Build, src: source_mod.Source, e
             out[(art.kind, art.function)] = {"bytes": 0, "record": {
                 "sbom": old["sbom"], "provenance": old["provenance"], "source": old_src}}
             continue
-        docs = attest.for_artifact(cfg, art, src, epoch, digests)
+        docs = attest.for_artifact(cfg, art, src, epoch, digests, build.compiler)
         sbom_rec = upload_document(s3, bucket, kms_arn, docs.sbom_key, docs.sbom, "application/vnd.cyclonedx+json")
         prov_rec = upload_document(s3, bucket, kms_arn, docs.provenance_key, docs.provenance,
                                    "application/vnd.in-toto+json")
