@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deployctl.artifacts import aliases, attest, manifest, publish
+from deployctl.artifacts import aliases, attest, bytecode, manifest, provenance, publish
 from deployctl.artifacts import verify as core
 from deployctl.config import load_env
 from deployctl.errors import Refused
@@ -184,6 +184,32 @@ def test_a_commit_missing_from_the_clone_is_unverifiable(deployed):
     result = core.verify(deployed, ["gamma"])
     rebuild = by(result, "gamma", "rebuild")[0]
     assert rebuild["status"] == "unverifiable" and "not in this clone" in rebuild["detail"]
+
+
+def test_a_rebuild_by_another_bytecode_compiler_is_unverifiable_naming_the_python_it_needs(deployed, monkeypatch):
+    """The zips' .pyc are the compiler's bytes: a machine without the recorded Python cannot rebuild them."""
+    recorded = provenance_of(deployed, "gamma")["bytecode"]
+    if recorded in (None, "none"):
+        pytest.skip("no python3.12 compiled the deployed bytecode on this machine")
+    version = recorded.split("/")[1]
+    monkeypatch.setenv(bytecode.ENV_VAR, "none")  # this rebuild would ship no .pyc
+    result = core.verify(deployed, ["gamma"])
+    assert result["identical"] is False
+    gamma = [c for c in result["checks"] if c["name"] == "gamma"]
+    assert gamma and all(c["status"] == "unverifiable" for c in gamma), gamma  # never "differs"
+    rebuild = by(result, "gamma", "rebuild")[0]
+    assert rebuild["detail"].startswith(f"needs python {version}: ") and recorded in rebuild["detail"]
+    assert "DEPLOYCTL_LAMBDA_PYTHON" in rebuild["detail"]
+    live = by(result, "gamma", "live")[0]
+    assert f"needs python {version}" in live["detail"]
+    monkeypatch.delenv(bytecode.ENV_VAR)  # the recorded compiler again: identical
+    assert core.verify(deployed, ["gamma"])["identical"] is True
+
+
+def provenance_of(cfg, fn: str) -> dict:
+    rec = manifest.load_manifest(cfg)["functions"][fn]["provenance"]
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=rec["key"], VersionId=rec["version_id"])["Body"].read()
+    return provenance.summary(body)
 
 
 def test_a_prod_publish_refuses_inputs_that_differ_from_the_commit(tmp_path, aws_env, monkeypatch):
