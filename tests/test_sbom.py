@@ -20,7 +20,7 @@ import pytest
 from deployctl.artifacts import attest, packaging, provenance, sbom, source
 from deployctl.config import load_env
 from test_layers import add_layer
-from test_package import make_project
+from test_package import make_project, make_wheel
 
 REMOTE = "https://example.com/acme/demo.git"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
@@ -37,28 +37,9 @@ def git(root: Path, *args: str) -> str:
 
 def licensed_wheel(dest: Path) -> Path:
     """A pure-Python wheel whose METADATA declares a license (fixed timestamps: the same bytes every time)."""
-    files = {
-        "licdep/__init__.py": "VALUE = 7\n",
-        "licdep-2.0.dist-info/METADATA": "Metadata-Version: 2.4\nName: licdep\nVersion: 2.0\nLicense-Expression: MIT\n",
-        "licdep-2.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        "licdep-2.0.dist-info/top_level.txt": "licdep\n",
-    }
-    import base64
-    import csv
-
-    record = io.StringIO()
-    writer = csv.writer(record, lineterminator="\n")
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        writer.writerow([name, f"sha256={digest}", len(text.encode())])
-    writer.writerow(["licdep-2.0.dist-info/RECORD", "", ""])
-    files["licdep-2.0.dist-info/RECORD"] = record.getvalue()
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / "licdep-2.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), text)
-    return path
+    return make_wheel(dest, "licdep", "2.0", {"licdep/__init__.py": "VALUE = 7\n",
+                                             "licdep-2.0.dist-info/top_level.txt": "licdep\n"},
+                      metadata="License-Expression: MIT\n", metadata_version="2.4")
 
 
 @pytest.fixture

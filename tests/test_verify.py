@@ -24,7 +24,7 @@ from deployctl.errors import Refused
 from deployctl.ui import UI
 from test_package import make_project
 from test_publish import BUCKET, FUNCTIONS, invoke, terraform_applied, use_account
-from test_sbom import git, git_project, licensed_wheel
+from test_sbom import git, git_project, wheel  # noqa: F401 - wheel: a fixture
 
 
 @pytest.fixture
@@ -257,16 +257,8 @@ def test_sbom_follows_the_live_alias(deployed):
                             ["CodeSha256"]).hex() == item["sha256"]
 
 
-@pytest.fixture
-def layer_wheel(tmp_path, monkeypatch) -> Path:
-    path = licensed_wheel(tmp_path / "wheels")
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(path.parent))
-    return path
-
-
-def test_an_attached_layer_version_is_rebuilt_and_compared(tmp_path, aws_env, layer_wheel):
-    project = git_project(tmp_path / "proj", layer_wheel)
+def test_an_attached_layer_version_is_rebuilt_and_compared(tmp_path, aws_env, wheel):  # noqa: F811 - the fixture
+    project = git_project(tmp_path / "proj", wheel)
     terraform_applied()
     cfg = load_env("dev", project)
     deploy(cfg)

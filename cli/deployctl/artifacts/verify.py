@@ -325,13 +325,7 @@ def verify(cfg: EnvConfig, functions: Sequence[str] | None = None) -> dict:
                       "deployctl recorded one): re-publish from a commit")
             else:
                 baseline = v.rebuild(src, names)
-                art = baseline.artifacts.get(("function", name))
-                if baseline.error:
-                    v.add("function", name, "rebuild", UNVERIFIABLE, baseline.error)
-                elif art is None:
-                    v.add("function", name, "rebuild", UNVERIFIABLE, f"commit {baseline.commit[:12]} has no such function")
-                else:
-                    _check_entry(v, "function", name, entry, baseline, art)
+                _check_rebuild(v, "function", name, entry, baseline, "has no such function")
             physical = naming.function_name(cfg, name)
             for label, qualifier in v.targets(physical):
                 if not qualifier:
@@ -359,6 +353,17 @@ def verify(cfg: EnvConfig, functions: Sequence[str] | None = None) -> dict:
     result["counts"] = counts
     result["not_identical"] = sorted({f"{c['kind']} {c['name']}" for c in result["checks"] if c["status"] != IDENTICAL})
     return result
+
+
+def _check_rebuild(v: Verifier, kind: str, name: str, entry: dict, rb: Rebuild, missing: str) -> None:
+    """The rebuild's checks of one manifest entry, or why there are none (unverifiable)."""
+    art = rb.artifacts.get((kind, name))
+    if rb.error:
+        v.add(kind, name, "rebuild", UNVERIFIABLE, rb.error)
+    elif art is None:
+        v.add(kind, name, "rebuild", UNVERIFIABLE, f"commit {rb.commit[:12]} {missing}")
+    else:
+        _check_entry(v, kind, name, entry, rb, art)
 
 
 def _check_entry(v: Verifier, kind: str, name: str, entry: dict, rb: Rebuild, art: Artifact) -> None:
@@ -399,15 +404,9 @@ def _check_layer_version(v: Verifier, arn: str, label: str, data: dict, names: S
     src = v.recorded_source(entry) if entry is not None else {}
     if entry is not None and src.get("commit"):
         baseline = v.rebuild(src, names)
-        art = baseline.artifacts.get(("layer", layer))
         if layer not in v.layer_entries_checked:
             v.layer_entries_checked.add(layer)
-            if baseline.error:
-                v.add("layer", layer, "rebuild", UNVERIFIABLE, baseline.error)
-            elif art is None:
-                v.add("layer", layer, "rebuild", UNVERIFIABLE, f"commit {baseline.commit[:12]} does not build it")
-            else:
-                _check_entry(v, "layer", layer, entry, baseline, art)
+            _check_rebuild(v, "layer", layer, entry, baseline, "does not build it")
     try:
         info = layer_version(v.lam, arn)
     except (ClientError, ValueError) as exc:
