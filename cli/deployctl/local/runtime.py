@@ -39,7 +39,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deployctl import pythons, runner
+from deployctl import fsutil, pythons, runner
 from deployctl.config import EnvConfig
 from deployctl.errors import OperationFailed, ToolMissing
 
@@ -105,12 +105,9 @@ def ensure_sdk(runtime: str) -> Path:
     version = python_version(runtime)
     boto3_version, botocore_version = RUNTIME_SDK.get(runtime) or RUNTIME_SDK["python3.12"]
     tree = sdk_cache_root() / f"{runtime}-boto3-{boto3_version}-botocore-{botocore_version}"
-    if (tree / ".complete").is_file():
-        return tree
-    tree.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="sdk-", dir=tree.parent))
-    try:
-        argv = [sys.executable, "-m", "pip", "install", "--target", str(staging / "t"),
+
+    def install(target: Path) -> None:
+        argv = [sys.executable, "-m", "pip", "install", "--target", str(target),
                 f"boto3=={boto3_version}", f"botocore=={botocore_version}",
                 "--python-version", version, "--implementation", "cp", "--only-binary=:all:", "--no-compile",
                 "--disable-pip-version-check", "--no-input", "--quiet"]
@@ -120,16 +117,10 @@ def ensure_sdk(runtime: str) -> Path:
             raise OperationFailed(f"pip could not install the {runtime} runtime's SDK (boto3 {boto3_version}): "
                                   f"{last.strip()}", where=str(tree),
                                   hint="the first run needs the package index; later runs use this cache")
-        shutil.rmtree(staging / "t" / "bin", ignore_errors=True)
-        (staging / "t" / ".complete").write_text(f"boto3=={boto3_version}\nbotocore=={botocore_version}\n")
-        try:
-            os.replace(staging / "t", tree)
-        except OSError:
-            if not (tree / ".complete").is_file():
-                raise
-        return tree
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(target / "bin", ignore_errors=True)
+
+    return fsutil.build_tree(tree, install, marker=f"boto3=={boto3_version}\nbotocore=={botocore_version}\n",
+                             prefix="sdk-")
 
 
 # -- the code, laid out as Lambda lays it out ------------------------------------------------------
@@ -147,13 +138,8 @@ def _unpack(zips: list[bytes], dest: Path) -> Path:
 
     ``dest`` holds exactly the zips' files, as Lambda's code directories do (no marker of ours): it
     appears by one rename of a complete tree, so its existence is what says it is complete."""
-    if dest.is_dir():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="unpack-", dir=dest.parent))
-    try:
-        tree = staging / "t"
-        tree.mkdir()
+
+    def fill(tree: Path) -> None:
         for data in zips:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 for info in zf.infolist():
@@ -171,14 +157,8 @@ def _unpack(zips: list[bytes], dest: Path) -> Path:
                     mode = (info.external_attr >> 16) & 0o777
                     target.chmod(0o755 if mode & 0o111 else 0o644)
         _read_only(tree)
-        try:
-            os.replace(tree, dest)
-        except OSError:
-            if not dest.is_dir():  # another process renamed its (identical) tree first
-                raise
-        return dest
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return fsutil.build_tree(dest, fill, prefix="unpack-")
 
 
 @dataclass
