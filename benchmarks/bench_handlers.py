@@ -241,7 +241,7 @@ def main() -> int:
     choice = bytecode.find(cfg)
     if choice.interpreter is None:
         raise SystemExit(f"bench_handlers: needs the runtime's Python {choice.wanted} to run the handlers as Lambda "
-                         f"does ({choice.warning()})")
+                         f"does ({bytecode.warning(choice)})")
     python = choice.interpreter.path
 
     with tempfile.TemporaryDirectory(prefix="bench-handlers-") as tmp:

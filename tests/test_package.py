@@ -249,33 +249,40 @@ def test_env_architecture_changes_the_build(project):
 # -- requirements (real pip, offline: a local wheel through PIP_NO_INDEX/PIP_FIND_LINKS) ----------
 
 
-def _wheel(dest: Path) -> Path:
-    """A tiny pure-Python wheel with tests, a console script and a RECORD."""
-    files = {
-        "tinydep/__init__.py": "VALUE = 42\n",
-        "tinydep/cli.py": "def main():\n    return 0\n",
-        "tinydep/tests/test_tiny.py": "def test():\n    pass\n",
-        "tinydep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
-        "tinydep-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        "tinydep-1.0.dist-info/entry_points.txt": "[console_scripts]\ntinydep = tinydep.cli:main\n",
-        "tinydep-1.0.dist-info/top_level.txt": "tinydep\n",
-    }
+def make_wheel(dest: Path, name: str, version: str, files: dict[str, str], metadata: str = "",
+               metadata_version: str = "2.1") -> Path:
+    """A pure-Python wheel of ``files`` (paths inside it) with METADATA (plus ``metadata`` lines), WHEEL
+    and a RECORD of them all; fixed timestamps, so the same bytes every time."""
     import base64
     import hashlib
 
+    info = f"{name}-{version}.dist-info"
+    files = {**files, f"{info}/METADATA": f"Metadata-Version: {metadata_version}\nName: {name}\nVersion: {version}\n{metadata}",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = io.StringIO()
     w = csv.writer(record, lineterminator="\n")
-    for name, text in files.items():
+    for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        w.writerow([name, f"sha256={digest}", len(text.encode())])
-    w.writerow(["tinydep-1.0.dist-info/RECORD", "", ""])
-    files["tinydep-1.0.dist-info/RECORD"] = record.getvalue()
+        w.writerow([path, f"sha256={digest}", len(text.encode())])
+    w.writerow([f"{info}/RECORD", "", ""])
+    files[f"{info}/RECORD"] = record.getvalue()
     dest.mkdir(parents=True, exist_ok=True)
-    path = dest / "tinydep-1.0-py3-none-any.whl"
+    path = dest / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
+        for arcname, text in files.items():
+            zf.writestr(zipfile.ZipInfo(arcname, (2020, 1, 1, 0, 0, 0)), text)
     return path
+
+
+def _wheel(dest: Path) -> Path:
+    """A tiny pure-Python wheel with tests, a console script and a RECORD."""
+    return make_wheel(dest, "tinydep", "1.0", {
+        "tinydep/__init__.py": "VALUE = 42\n",
+        "tinydep/cli.py": "def main():\n    return 0\n",
+        "tinydep/tests/test_tiny.py": "def test():\n    pass\n",
+        "tinydep-1.0.dist-info/entry_points.txt": "[console_scripts]\ntinydep = tinydep.cli:main\n",
+        "tinydep-1.0.dist-info/top_level.txt": "tinydep\n",
+    })
 
 
 @pytest.mark.slow

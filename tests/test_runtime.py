@@ -88,7 +88,11 @@ def test_a_zip_missing_a_module_fails_invoke_local_with_lambdas_import_error_but
     from deployctl.artifacts import packaging
 
     built = packaging.build(cfg, ["greet"]).functions[0]
-    assert sorted(zipfile.ZipFile(built.path).namelist()) == ["greet/__init__.py", "greet/handler.py"]
+    names = zipfile.ZipFile(built.path).namelist()
+    assert sorted(n for n in names if n.endswith(".py")) == ["greet/__init__.py", "greet/handler.py"]
+    # the bytecode shipped beside them (when a python3.12 compiled it) is theirs only
+    assert {n for n in names if not n.endswith(".py")} <= {"greet/__pycache__/__init__.cpython-312.pyc",
+                                                          "greet/__pycache__/handler.cpython-312.pyc"}
 
     doc = cli(project, "invoke", "--local", "--function", "greet", expect=1)
     result = doc["result"]
@@ -129,7 +133,12 @@ def test_invoke_local_runs_the_built_zip_on_python312_with_only_lambdas_path_and
     assert Path(path[1]) == runtime.ensure_sdk("python3.12")
     assert all("site-packages" not in p and ".venv" not in p for p in path[2:]), path  # stdlib only after that
     assert not os.access(task / "echo" / "handler.py", os.W_OK) or os.geteuid() == 0  # read-only code
-    assert not list(task.rglob("__pycache__"))  # no bytecode written, as on Lambda's read-only /var/task
+    # /var/task is the zip as shipped (its __pycache__ included) and nothing else: no bytecode written
+    from deployctl.artifacts import packaging
+
+    shipped = zipfile.ZipFile(packaging.build(load_env("dev", project), ["echo"]).functions[0].path).namelist()
+    assert any(n.endswith(".cpython-312.pyc") for n in shipped)
+    assert sorted(p.relative_to(task).as_posix() for p in task.rglob("*") if p.is_file()) == sorted(shipped)
     env = body["env"]
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "rtdemo-dev-echo" and env["_HANDLER"] == "echo.handler.handler"
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12" and env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"

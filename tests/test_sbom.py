@@ -20,7 +20,7 @@ import pytest
 from deployctl.artifacts import attest, packaging, provenance, sbom, source
 from deployctl.config import load_env
 from test_layers import add_layer
-from test_package import make_project
+from test_package import make_project, make_wheel
 
 REMOTE = "https://example.com/acme/demo.git"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
@@ -37,28 +37,9 @@ def git(root: Path, *args: str) -> str:
 
 def licensed_wheel(dest: Path) -> Path:
     """A pure-Python wheel whose METADATA declares a license (fixed timestamps: the same bytes every time)."""
-    files = {
-        "licdep/__init__.py": "VALUE = 7\n",
-        "licdep-2.0.dist-info/METADATA": "Metadata-Version: 2.4\nName: licdep\nVersion: 2.0\nLicense-Expression: MIT\n",
-        "licdep-2.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        "licdep-2.0.dist-info/top_level.txt": "licdep\n",
-    }
-    import base64
-    import csv
-
-    record = io.StringIO()
-    writer = csv.writer(record, lineterminator="\n")
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        writer.writerow([name, f"sha256={digest}", len(text.encode())])
-    writer.writerow(["licdep-2.0.dist-info/RECORD", "", ""])
-    files["licdep-2.0.dist-info/RECORD"] = record.getvalue()
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / "licdep-2.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), text)
-    return path
+    return make_wheel(dest, "licdep", "2.0", {"licdep/__init__.py": "VALUE = 7\n",
+                                             "licdep-2.0.dist-info/top_level.txt": "licdep\n"},
+                      metadata="License-Expression: MIT\n", metadata_version="2.4")
 
 
 @pytest.fixture
@@ -86,6 +67,11 @@ def documents(project: Path) -> dict[str, attest.Documents]:
     src = source.describe(cfg)
     build = packaging.build(cfg)
     return {f"{d.kind}:{d.name}": d for d in attest.for_build(cfg, build, src, packaging.source_date_epoch())}
+
+
+def docs_zip(project: Path, function: str) -> bytes:
+    """The bytes of the function's zip as the (cached) build placed it."""
+    return packaging.build(load_env("dev", project), [function]).functions[0].path.read_bytes()
 
 
 def test_sbom_and_provenance_are_byte_identical_across_directories_mtimes_and_umasks(tmp_path, wheel):
@@ -122,10 +108,24 @@ def test_every_sbom_validates_against_the_cyclonedx_schema_and_says_what_is_insi
     assert layer["metadata"]["component"]["hashes"][0]["content"] == docs["layer:tiny"].sha256
     assert layer["metadata"]["timestamp"].startswith("1980-01-01T00:00:00")  # SOURCE_DATE_EPOCH's default
     alpha = json.loads(docs["function:alpha"].sbom)
-    files = {c["name"]: c["hashes"][0]["content"] for c in alpha["components"] if c["type"] == "file"}
+    components = {c["name"]: c for c in alpha["components"] if c["type"] == "file"}
+    files = {name: c["hashes"][0]["content"] for name, c in components.items() if name.endswith(".py")}
     src = project / "lambda_src"
     assert files == {name: hashlib.sha256((src / name).read_bytes()).hexdigest() for name in files}
     assert "svc/alpha.py" in files and "shared/unused.py" not in files
+    # the bytecode shipped beside them: the bytes in the zip, derived from a listed source, by a named CPython
+    with zipfile.ZipFile(io.BytesIO(docs_zip(project, "alpha"))) as zf:
+        shipped = {n: hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist() if n.endswith(".pyc")}
+    derived = {name: c for name, c in components.items() if not name.endswith(".py")}
+    assert {name: c["hashes"][0]["content"] for name, c in derived.items()} == shipped
+    compiler = packaging.build(load_env("dev", project)).compiler
+    for name, c in derived.items():
+        props = {p["name"]: p["value"] for p in c["properties"]}
+        assert props["deployctl:derived_from"] in files and name.startswith(props["deployctl:derived_from"].rsplit("/", 1)[0])
+        assert props["deployctl:pyc_magic"] == compiler.magic
+    assert ("svc/__pycache__/alpha.cpython-312.pyc" in derived) == (compiler is not None)
+    # a package's bytecode is the package's: none of the layer's files is an unclaimed one
+    assert not [c for c in layer["components"] if c["type"] == "file"]
     layer_ref = next(c for c in alpha["components"] if c["name"] == "tiny")
     assert layer_ref["hashes"][0]["content"] == docs["layer:tiny"].sha256
     assert alpha["serialNumber"].startswith("urn:uuid:")
@@ -168,6 +168,16 @@ def test_provenance_is_an_in_toto_statement_with_a_slsa_predicate_that_records_t
     alpha = json.loads(docs["function:alpha"].provenance)
     alpha_deps = {d.get("name"): d for d in alpha["predicate"]["buildDefinition"]["resolvedDependencies"]}
     assert alpha_deps["layer:tiny"]["digest"] == {"sha256": docs["layer:tiny"].sha256}
+    # the interpreter that compiled the bytecode: a resolved input and an internal parameter
+    compiler = packaging.build(load_env("dev", project)).compiler
+    internal = alpha["predicate"]["buildDefinition"]["internalParameters"]
+    if compiler is None:
+        assert internal["bytecode"] == "none" and "bytecode-compiler" not in alpha_deps
+    else:
+        assert internal["bytecode"] == compiler.key == provenance.summary(docs["function:alpha"].provenance)["bytecode"]
+        assert alpha_deps["bytecode-compiler"]["annotations"] == {"version": compiler.version, "magic": compiler.magic,
+                                                                  "cacheTag": "cpython-312"}
+        assert alpha_deps["bytecode-compiler"]["uri"] == f"pkg:generic/cpython@{compiler.version}"
 
 
 def test_a_bad_statement_fails_the_layout_check():

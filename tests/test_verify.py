@@ -17,14 +17,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deployctl.artifacts import aliases, attest, manifest, publish
+from deployctl.artifacts import aliases, attest, bytecode, manifest, provenance, publish
 from deployctl.artifacts import verify as core
 from deployctl.config import load_env
 from deployctl.errors import Refused
 from deployctl.ui import UI
 from test_package import make_project
 from test_publish import BUCKET, FUNCTIONS, invoke, terraform_applied, use_account
-from test_sbom import git, git_project, licensed_wheel
+from test_sbom import git, git_project, wheel  # noqa: F401 - wheel: a fixture
 
 
 @pytest.fixture
@@ -186,6 +186,32 @@ def test_a_commit_missing_from_the_clone_is_unverifiable(deployed):
     assert rebuild["status"] == "unverifiable" and "not in this clone" in rebuild["detail"]
 
 
+def test_a_rebuild_by_another_bytecode_compiler_is_unverifiable_naming_the_python_it_needs(deployed, monkeypatch):
+    """The zips' .pyc are the compiler's bytes: a machine without the recorded Python cannot rebuild them."""
+    recorded = provenance_of(deployed, "gamma")["bytecode"]
+    if recorded in (None, "none"):
+        pytest.skip("no python3.12 compiled the deployed bytecode on this machine")
+    version = recorded.split("/")[1]
+    monkeypatch.setenv(bytecode.ENV_VAR, "none")  # this rebuild would ship no .pyc
+    result = core.verify(deployed, ["gamma"])
+    assert result["identical"] is False
+    gamma = [c for c in result["checks"] if c["name"] == "gamma"]
+    assert gamma and all(c["status"] == "unverifiable" for c in gamma), gamma  # never "differs"
+    rebuild = by(result, "gamma", "rebuild")[0]
+    assert rebuild["detail"].startswith(f"needs python {version}: ") and recorded in rebuild["detail"]
+    assert "DEPLOYCTL_LAMBDA_PYTHON" in rebuild["detail"]
+    live = by(result, "gamma", "live")[0]
+    assert f"needs python {version}" in live["detail"]
+    monkeypatch.delenv(bytecode.ENV_VAR)  # the recorded compiler again: identical
+    assert core.verify(deployed, ["gamma"])["identical"] is True
+
+
+def provenance_of(cfg, fn: str) -> dict:
+    rec = manifest.load_manifest(cfg)["functions"][fn]["provenance"]
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=rec["key"], VersionId=rec["version_id"])["Body"].read()
+    return provenance.summary(body)
+
+
 def test_a_prod_publish_refuses_inputs_that_differ_from_the_commit(tmp_path, aws_env, monkeypatch):
     project = committed_project(tmp_path / "proj")
     (project / "lambda_src/svc/alpha.py").write_text("def handler(event, context):\n    return 1\n")
@@ -231,16 +257,8 @@ def test_sbom_follows_the_live_alias(deployed):
                             ["CodeSha256"]).hex() == item["sha256"]
 
 
-@pytest.fixture
-def layer_wheel(tmp_path, monkeypatch) -> Path:
-    path = licensed_wheel(tmp_path / "wheels")
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(path.parent))
-    return path
-
-
-def test_an_attached_layer_version_is_rebuilt_and_compared(tmp_path, aws_env, layer_wheel):
-    project = git_project(tmp_path / "proj", layer_wheel)
+def test_an_attached_layer_version_is_rebuilt_and_compared(tmp_path, aws_env, wheel):  # noqa: F811 - the fixture
+    project = git_project(tmp_path / "proj", wheel)
     terraform_applied()
     cfg = load_env("dev", project)
     deploy(cfg)

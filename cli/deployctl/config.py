@@ -384,6 +384,11 @@ class EnvConfig:
         return self.data["app"]["name"]
 
     @property
+    def protected(self) -> bool:
+        """prod, or an env with ``protection.deletion_protection``: changes to it need confirmation and a clean commit."""
+        return self.name == "prod" or bool(self.get("protection.deletion_protection"))
+
+    @property
     def region(self) -> str:
         return self.data["aws"]["region"]
 

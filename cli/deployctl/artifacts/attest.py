@@ -20,6 +20,7 @@ from deployctl.artifacts import packaging, provenance, sbom
 from deployctl.artifacts.packaging import Artifact, Build
 from deployctl.artifacts.source import Source
 from deployctl.config import EnvConfig
+from deployctl.pythons import Interpreter
 
 SBOM_SUFFIX = ".cdx.json"
 PROVENANCE_SUFFIX = ".intoto.json"
@@ -67,7 +68,8 @@ def _requirements(cfg: EnvConfig, art: Artifact) -> Path | None:
 
 
 def for_artifact(cfg: EnvConfig, art: Artifact, source: Source, epoch: int,
-                 layer_digests: dict[str, str]) -> Documents:
+                 layer_digests: dict[str, str], compiler: Interpreter | None = None) -> Documents:
+    """``compiler``: the interpreter that compiled the build's bytecode (:attr:`Build.bytecode`)."""
     req = _requirements(cfg, art)
     req_rel = req.relative_to(cfg.root).as_posix() if req is not None else ""
     layers = [(name, layer_digests[name]) for name in art.layers if name in layer_digests] \
@@ -82,7 +84,7 @@ def for_artifact(cfg: EnvConfig, art: Artifact, source: Source, epoch: int,
         kind=art.kind, name=art.function, key=key, sha256=art.sha256, zip_path=art.path, env=cfg.name,
         source=source, epoch=epoch, runtime=runtime,
         architecture=architecture, python=pyver, platforms=platforms,
-        requirements=req, requirements_rel=req_rel, layers=layers)
+        requirements=req, requirements_rel=req_rel, layers=layers, compiler=compiler)
     return Documents(kind=art.kind, name=art.function, sha256=art.sha256, key=key, sbom=bom, provenance=prov)
 
 
@@ -90,4 +92,4 @@ def for_build(cfg: EnvConfig, build: Build, source: Source, epoch: int) -> Itera
     """The documents of every artifact of ``build``: layers first, then functions."""
     digests = {layer.function: layer.sha256 for layer in build.layers}
     for art in [*build.layers, *build.functions]:
-        yield for_artifact(cfg, art, source, epoch, digests)
+        yield for_artifact(cfg, art, source, epoch, digests, build.compiler)

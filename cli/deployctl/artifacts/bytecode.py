@@ -6,9 +6,9 @@ adds, beside each ``.py`` of a zip, ``__pycache__/<stem>.<cache_tag>.pyc`` (``cp
 ``runtime = "python3.12"``), which is where the import system of that runtime looks.
 
 * **The runtime's exact Python.** A ``.pyc`` is only used by the CPython minor version that wrote it
-  (the magic number), so the compiler is an interpreter of the env's ``[lambda].runtime``: the one named
-  by ``DEPLOYCTL_LAMBDA_PYTHON`` (a path or a command; ``none`` turns bytecode off), else by
-  ``[tools].lambda_python``, else ``python3.X`` on ``PATH``, else pyenv's ``versions/3.X.*``. An
+  (the magic number), so the compiler is an interpreter of the env's ``[lambda].runtime``, found by
+  :mod:`deployctl.pythons` (``DEPLOYCTL_LAMBDA_PYTHON``, where ``none`` turns bytecode off, else
+  ``[tools].lambda_python``, else ``python3.X`` on ``PATH``, else pyenv's ``versions/3.X.*``). An
   explicit one that is not CPython 3.X is a config error; a discovered one that is not is skipped.
   When none is found the zips are built without bytecode (correct, only slower to start) and the
   build prints one warning naming the version and how to get one.
@@ -29,28 +29,21 @@ adds, beside each ``.py`` of a zip, ``__pycache__/<stem>.<cache_tag>.pyc`` (``cp
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from deployctl import runner
-from deployctl.artifacts import zipbuild
+from deployctl import pythons, runner
 from deployctl.artifacts.zipbuild import Entry
 from deployctl.config import EnvConfig
-from deployctl.errors import ConfigError, DeployctlError
+from deployctl.errors import ConfigError
 
-ENV_VAR = "DEPLOYCTL_LAMBDA_PYTHON"
-CONFIG_KEY = "tools.lambda_python"
-OFF = frozenset({"none", "off", "0", "false", "no"})
+ENV_VAR = pythons.ENV_VAR
+CONFIG_KEY = pythons.CONFIG_KEY
 FUNCTION_ROOT = "/var/task"  # where Lambda unpacks a function's zip
 LAYER_ROOT = "/opt"  # where Lambda unpacks a layer's zip (its python/ is on sys.path)
-
-_PROBE = ("import importlib.util, json, sys; print(json.dumps([sys.implementation.name, sys.implementation.cache_tag, "
-          "'.'.join(map(str, sys.version_info[:3])), importlib.util.MAGIC_NUMBER.hex()]))")
 
 # Run by the runtime's interpreter: reads [[source, pyc, co_filename], ...] as JSON on stdin, compiles each
 # in that order, prints the indexes that failed (a syntax the runtime refuses).
@@ -67,110 +60,31 @@ print(json.dumps(failed))
 """
 
 
-@dataclass(frozen=True)
-class Interpreter:
-    """A CPython that writes the runtime's bytecode."""
-
-    path: str
-    cache_tag: str  # "cpython-312"
-    version: str  # "3.12.1"
-    magic: str  # hex of importlib.util.MAGIC_NUMBER
-
-    @property
-    def key(self) -> str:
-        """What the cache key records: the bytes a build produces depend on these."""
-        return f"{self.cache_tag}/{self.version}/{self.magic}"
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The outcome of looking for the runtime's interpreter: one, or none (and why not)."""
-
-    interpreter: Interpreter | None
-    wanted: str  # "3.12"
-    disabled: bool = False  # turned off on purpose (DEPLOYCTL_LAMBDA_PYTHON=none): no warning
-
-    @property
-    def key(self) -> str:
-        return self.interpreter.key if self.interpreter else "none"
-
-    def warning(self) -> str | None:
-        if self.interpreter is not None or self.disabled:
-            return None
-        return (f"no Python {self.wanted} found to compile the runtime's bytecode: the zips ship without .pyc "
-                f"(correct, but each cold start compiles its modules); install python{self.wanted} (e.g. `pyenv "
-                f"install {self.wanted}`) or point {ENV_VAR} or [tools].lambda_python at one")
-
-
-_probed: dict[str, Interpreter | None] = {}
-
-
-def _probe(command: str) -> Interpreter | None:
-    """The interpreter ``command`` runs (a path or a name on PATH), or None if it does not run."""
-    exe = runner.get_runner().which(command)
-    if exe is None:
-        return None
-    exe = os.path.abspath(exe)
-    if exe in _probed:  # memo by the file it runs (PATH may change between builds)
-        return _probed[exe]
-    found = None
-    try:
-        res = runner.run([exe, "-I", "-S", "-c", _PROBE], timeout=60)
-    except DeployctlError:
-        res = None
-    if res is not None and res.ok:
-        try:
-            name, tag, version, magic = json.loads(res.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError, TypeError):
-            name = None
-        if name == "cpython" and tag:
-            found = Interpreter(path=exe, cache_tag=str(tag), version=str(version), magic=str(magic))
-    _probed[exe] = found
-    return found
-
-
-def _pyenv_candidates(wanted: str) -> list[str]:
-    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    versions = Path(root) / "versions"
-    try:
-        names = [p.name for p in versions.iterdir() if p.name.startswith(wanted + ".")]
-    except OSError:
-        return []
-
-    def order(name: str) -> tuple:
-        tail = name[len(wanted) + 1:]
-        return (0, int(tail)) if tail.isdigit() else (1, 0)
-
-    # newest final release first (3.12.10 before 3.12.9; "3.12.1-dev" style names last)
-    return [str(versions / n / "bin" / f"python{wanted}") for n in sorted(names, key=order, reverse=True)]
+Interpreter = pythons.Interpreter
+Choice = pythons.Choice
 
 
 def find(cfg: EnvConfig) -> Choice:
-    """The interpreter that compiles the bytecode of ``cfg``'s runtime (see the module doc)."""
-    _, wanted = zipbuild.platform(cfg)
-    tag = "cpython-" + wanted.replace(".", "")
-    explicit = [(os.environ.get(ENV_VAR, "").strip(), ENV_VAR), (str(cfg.get(CONFIG_KEY, "") or "").strip(),
-                                                                 cfg.where(CONFIG_KEY))]
-    for value, where in explicit:
-        if not value:
-            continue
-        if value.lower() in OFF:
-            return Choice(None, wanted, disabled=True)
-        found = _probe(value)
-        if found is None or found.cache_tag != tag:
-            what = f"is {found.cache_tag}" if found else "does not run"
-            raise ConfigError(f"the Lambda bytecode compiler '{value}' {what}, the runtime needs {tag}",
-                              where=where, hint=f"name a python{wanted} (path or command), or 'none' to ship no .pyc")
-        return Choice(found, wanted)
-    pyenv = _pyenv_candidates(wanted)
-    on_path = runner.get_runner().which(f"python{wanted}")
-    if on_path and Path(on_path).parent.name == "shims" and pyenv:
-        on_path = None  # a pyenv shim runs one of pyenv's versions (or fails): ask those directly
-    for candidate in [*([on_path] if on_path else []), *pyenv]:
-        found = _probe(candidate)
-        if found is not None and found.cache_tag == tag:
-            return Choice(found, wanted)
-    return Choice(None, wanted)
+    """The interpreter that compiles the bytecode of ``cfg``'s runtime (see :mod:`deployctl.pythons`).
+
+    An explicit one that is not the runtime's CPython is a config error; none found: a Choice
+    without an interpreter (the zips are built without bytecode, with :func:`warn`)."""
+    choice = pythons.find(str(cfg.get("lambda.runtime", "python3.12")), cfg)
+    refused = choice.refused
+    if refused is not None:
+        what = f"is {refused.found.cache_tag}" if refused.found else "does not run"
+        raise ConfigError(f"the Lambda bytecode compiler '{refused.value}' {what}, the runtime needs {choice.tag}",
+                          where=refused.where, hint=f"name a python{choice.wanted} (path or command), or 'none' to ship no .pyc")
+    return choice
+
+
+def warning(choice: Choice) -> str | None:
+    """Why the zips go out without bytecode, or None (there is bytecode, or it was turned off)."""
+    if choice.interpreter is not None or choice.disabled:
+        return None
+    return (f"no Python {choice.wanted} found to compile the runtime's bytecode: the zips ship without .pyc "
+            f"(correct, but each cold start compiles its modules); install python{choice.wanted} (e.g. `pyenv "
+            f"install {choice.wanted}`) or point {ENV_VAR} or [tools].lambda_python at one")
 
 
 def pyc_name(arcname: str, cache_tag: str) -> str:
@@ -221,6 +135,6 @@ def compile_entries(entries: Sequence[Entry], interp: Interpreter, root: str, *,
 
 def warn(choice: Choice, stream=None) -> None:
     """The one warning line when the zips go out without bytecode."""
-    message = choice.warning()
+    message = warning(choice)
     if message:
         print(f"warning: {message}", file=stream or sys.stderr)

@@ -19,10 +19,9 @@ import io
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from deployctl import runner
+from deployctl import fsutil, runner
 from deployctl.artifacts import zipbuild
 from deployctl.artifacts.srctree import SOURCE_DIR, SourceTree, check_requirements
 from deployctl.artifacts.zipbuild import Entry, excluded, executable
@@ -71,14 +70,10 @@ def pip_install_tree(cfg: EnvConfig, req: Path, tree: Path, *, staging_dir: Path
     ``.complete`` marker; a tree that already has the marker is reused (and a concurrent build that
     wins the race is as good as ours).
     """
-    if (tree / ".complete").is_file():
-        return tree
-    data = read_requirements(cfg, req) if data is None else data
-    staging = Path(tempfile.mkdtemp(prefix="deps-", dir=staging_dir))
-    try:
-        target = staging / "t"
-        copy = staging / "requirements.txt"
-        copy.write_bytes(data)
+
+    def install(target: Path) -> None:
+        copy = target.parent / "requirements.txt"
+        copy.write_bytes(read_requirements(cfg, req) if data is None else data)
         argv = [sys.executable, "-m", "pip", "install", "--requirement", str(copy), "--target", str(target), *pip_args,
                 "--only-binary=:all:", "--no-compile", "--disable-pip-version-check", "--no-input", "--quiet"]
         result = runner.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1", "PIP_NO_COMPILE": "1"})
@@ -86,19 +81,10 @@ def pip_install_tree(cfg: EnvConfig, req: Path, tree: Path, *, staging_dir: Path
             last = next((ln for ln in reversed(result.stderr.splitlines()) if ln.strip()), "no output")
             last = last.strip().replace(str(copy), str(req.relative_to(cfg.root)))
             raise OperationFailed(f"{failure}: {last}", where=str(req.relative_to(cfg.root)), hint=hint)
-        target.mkdir(exist_ok=True)
         if clean:
             clean_tree(target)
-        (target / ".complete").write_text(marker_text + "\n")
-        tree.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(target, tree)
-        except OSError:
-            if not (tree / ".complete").is_file():  # lost a race with another build: theirs is as good
-                raise
-        return tree
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return fsutil.build_tree(tree, install, marker=marker_text + "\n", prefix="deps-", staging_dir=staging_dir)
 
 
 def clean_tree(target: Path) -> None:

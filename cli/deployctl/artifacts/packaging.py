@@ -99,6 +99,11 @@ class Build:
 
     functions: list[Artifact]
     layers: list[Artifact]
+    pyc: bytecode.Choice | None = None  # the interpreter that compiled the .pyc (or none)
+
+    @property
+    def compiler(self) -> bytecode.Interpreter | None:
+        return self.pyc.interpreter if self.pyc is not None else None
 
 
 # -- selection ----------------------------------------------------------------------------------
@@ -382,7 +387,7 @@ def build(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Pa
         scan.save()
     # bounded cache: older entries go, never the ones this build used
     buildcache.trim(cache, protect=[a.input_hash for a in [*arts, *built_layers.values()]])
-    return Build(functions=arts, layers=list(built_layers.values()))
+    return Build(functions=arts, layers=list(built_layers.values()), pyc=pyc)
 
 
 @dataclass

@@ -8,9 +8,12 @@ the statement goes through ``Statement.validate()``). Imported lazily.
 * ``buildDefinition.externalParameters``: the env, the artifact, the source (repository,
   commit, the project's folder in it, whether the build inputs differed from the commit).
 * ``buildDefinition.internalParameters``: Lambda runtime, architecture, Python version, pip
-  platform tags, ``SOURCE_DATE_EPOCH``, zlib (the deflate implementation is part of the bytes).
+  platform tags, ``SOURCE_DATE_EPOCH``, zlib (the deflate implementation is part of the bytes),
+  ``bytecode``: the interpreter that compiled the zip's ``.pyc`` (``cpython-312/3.12.1/<magic>``)
+  or ``none``; a rebuild reproduces the bytes only with that interpreter.
 * ``buildDefinition.resolvedDependencies``: the git commit, the requirements file (SHA-256 of
-  its bytes), every package with its version and pinned wheel SHA-256, and a function's layers.
+  its bytes), every package with its version and pinned wheel SHA-256, a function's layers, and the
+  bytecode compiler (``cpython@<version>``, its magic number and cache tag) when there is one.
 * ``runDetails.builder``: deployctl and its version. No start/finish time: the statement
   depends on its inputs only (same inputs, same bytes). Numbers are written as strings (the
   protobuf ``Struct`` would turn them into floats).
@@ -31,6 +34,7 @@ from pathlib import Path
 from deployctl import __version__
 from deployctl.artifacts import sbom as sbom_mod
 from deployctl.artifacts.source import Source
+from deployctl.pythons import Interpreter
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -42,7 +46,7 @@ MEDIA_TYPE = "application/vnd.in-toto+json"
 def document(*, kind: str, name: str, key: str, sha256: str, zip_path: Path, env: str, source: Source,
              epoch: int, runtime: str, architecture: str, python: str, platforms: Sequence[str],
              requirements: Path | None, requirements_rel: str = "",
-             layers: Sequence[tuple[str, str]] = ()) -> bytes:
+             layers: Sequence[tuple[str, str]] = (), compiler: Interpreter | None = None) -> bytes:
     """The statement's JSON bytes (sorted keys, two-space indent, trailing newline)."""
     from google.protobuf import json_format
     from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
@@ -69,6 +73,10 @@ def document(*, kind: str, name: str, key: str, sha256: str, zip_path: Path, env
         deps.append(item)
     for layer, digest in layers:
         deps.append({"name": f"layer:{layer}", "digest": {"sha256": digest}, "mediaType": "application/zip"})
+    if compiler is not None:
+        deps.append({"name": "bytecode-compiler", "uri": f"pkg:generic/cpython@{compiler.version}",
+                     "annotations": {"version": compiler.version, "magic": compiler.magic,
+                                     "cacheTag": compiler.cache_tag}})
 
     predicate = {
         "buildDefinition": {
@@ -82,6 +90,7 @@ def document(*, kind: str, name: str, key: str, sha256: str, zip_path: Path, env
             "internalParameters": {
                 "runtime": runtime, "architecture": architecture, "python": python,
                 "platforms": list(platforms), "sourceDateEpoch": str(epoch), "zlib": zlib.ZLIB_RUNTIME_VERSION,
+                "bytecode": compiler.key if compiler is not None else "none",
             },
             "resolvedDependencies": deps,
         },
@@ -114,7 +123,8 @@ def validate(data: bytes) -> None:
 
 
 def summary(data: bytes) -> dict:
-    """The facts verify needs from a stored statement: subject digest, source, epoch."""
+    """The facts verify needs from a stored statement: subject digest, source, epoch, and the bytecode
+    compiler (``None`` when the statement predates that record)."""
     doc = json.loads(data)
     build = doc.get("predicate", {}).get("buildDefinition", {})
     src = build.get("externalParameters", {}).get("source", {})
@@ -124,4 +134,11 @@ def summary(data: bytes) -> dict:
         "repository": src.get("repository", ""), "commit": src.get("commit", ""), "path": src.get("path", ""),
         "dirty": bool(src.get("dirty", True)),
         "source_date_epoch": int(build.get("internalParameters", {}).get("sourceDateEpoch") or 0),
+        "bytecode": build.get("internalParameters", {}).get("bytecode"),
     }
+
+
+def compiler_key_version(key: str) -> str:
+    """``cpython-312/3.12.1/<magic>`` -> ``3.12.1`` ("" for ``none``)."""
+    parts = key.split("/")
+    return parts[1] if len(parts) == 3 else ""

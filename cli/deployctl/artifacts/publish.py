@@ -232,10 +232,8 @@ def upload_document(s3: Any, bucket: str, kms_arn: str, key: str, body: bytes, c
 
 def check_source(cfg: EnvConfig) -> source_mod.Source:
     """The commit the build inputs come from; a protected env (prod) refuses inputs that differ from it."""
-    from deployctl.artifacts import aliases
-
     src = source_mod.describe(cfg)
-    if aliases.needs_confirmation(cfg) and (not src.commit or src.dirty):
+    if cfg.protected and (not src.commit or src.dirty):
         what = ("the project is not a git checkout with a commit" if not src.commit else
                 f"the build inputs differ from commit {src.commit[:12]} ({', '.join(src.dirty_paths[:5])}"
                 f"{', ...' if len(src.dirty_paths) > 5 else ''})")
@@ -459,7 +457,7 @@ def _documents(cfg: EnvConfig, build: packaging.Build, src: source_mod.Source, e
             out[(art.kind, art.function)] = {"bytes": 0, "record": {
                 "sbom": old["sbom"], "provenance": old["provenance"], "source": old_src}}
             continue
-        docs = attest.for_artifact(cfg, art, src, epoch, digests)
+        docs = attest.for_artifact(cfg, art, src, epoch, digests, build.compiler)
         sbom_rec = upload_document(s3, bucket, kms_arn, docs.sbom_key, docs.sbom, "application/vnd.cyclonedx+json")
         prov_rec = upload_document(s3, bucket, kms_arn, docs.provenance_key, docs.provenance,
                                    "application/vnd.in-toto+json")

@@ -10,6 +10,11 @@ Built with ``cyclonedx-python-lib`` (imported here, lazily: ``deployctl --help``
   property, with none it says so).
 * **Own files**: every zip entry no package's ``RECORD`` claims (a function's modules from
   ``lambda_src/``), with its path and SHA-256.
+* **Bytecode** (``__pycache__/<stem>.cpython-3XX.pyc``, compiled at build time by the runtime's
+  Python): derived files. The ``.pyc`` of a package's module belongs to that package; any other is
+  a file component with its path, the SHA-256 of its bytes in the zip, the source it was compiled
+  from (``deployctl:derived_from``) and the magic number of its header (``deployctl:pyc_magic``:
+  which CPython wrote it). The compiling interpreter's full version is in the provenance.
 * **Layers** a function lists: one component each, with the layer zip's SHA-256 (its own SBOM
   details it).
 
@@ -52,9 +57,29 @@ class Package:
 
 
 @dataclass
+class Derived:
+    """A ``.pyc`` of the zip compiled from one of its ``.py`` entries."""
+
+    path: str
+    sha256: str
+    source: str  # the .py entry it was compiled from
+    magic: str  # hex of its header's first 4 bytes (the CPython version that wrote it)
+
+
+@dataclass
 class Contents:
     packages: list[Package]
     files: list[tuple[str, str]]  # (path in the zip, sha256 hex) of entries no package claims
+    derived: list[Derived] = field(default_factory=list)  # bytecode of those entries
+
+
+def pyc_source(name: str) -> str | None:
+    """``pkg/__pycache__/mod.cpython-312.pyc`` -> ``pkg/mod.py`` (PEP 3147), else None."""
+    parts = name.split("/")
+    if len(parts) < 2 or parts[-2] != "__pycache__" or not parts[-1].endswith(".pyc"):
+        return None
+    stem = parts[-1].removesuffix(".pyc").rsplit(".", 1)[0]
+    return "/".join([*parts[:-2], f"{stem}.py"])
 
 
 def normalise(name: str) -> str:
@@ -127,13 +152,25 @@ def read_zip(zip_path: Path, requirements: Path | None = None) -> Contents:
             pkg.files = sorted(owned)
             claimed |= owned
             packages.append(pkg)
-        files = []
+        owner = {f: pkg for pkg in packages for f in pkg.files}
+        files, derived = [], []
+        present = set(names)
         for name in names:
             if name in claimed or any(name.startswith(p) for p in claimed if p.endswith("/")):
                 continue
-            files.append((name, hashlib.sha256(zf.read(name)).hexdigest()))
+            data = zf.read(name)
+            source = pyc_source(name)
+            if source is not None and source in present:
+                if source in owner:  # bytecode of a package's module: part of that package
+                    owner[source].files.append(name)
+                    continue
+                derived.append(Derived(name, hashlib.sha256(data).hexdigest(), source, data[:4].hex()))
+                continue
+            files.append((name, hashlib.sha256(data).hexdigest()))
     packages.sort(key=lambda p: (normalise(p.name), p.version))
-    return Contents(packages=packages, files=files)
+    for pkg in packages:
+        pkg.files.sort()
+    return Contents(packages=packages, files=files, derived=derived)
 
 
 def document(*, kind: str, name: str, zip_path: Path, sha256: str, epoch: int,
@@ -178,6 +215,13 @@ def document(*, kind: str, name: str, zip_path: Path, sha256: str, epoch: int,
         ))
     for path, digest in contents.files:
         components.append(Component(type=ComponentType.FILE, name=path, bom_ref=f"file:{path}", hashes=sha(digest)))
+    for pyc in contents.derived:
+        components.append(Component(
+            type=ComponentType.FILE, name=pyc.path, bom_ref=f"file:{pyc.path}", hashes=sha(pyc.sha256),
+            description=f"bytecode compiled from {pyc.source} at build time (the provenance names the interpreter)",
+            properties=[Property(name="deployctl:derived_from", value=pyc.source),
+                        Property(name="deployctl:pyc_magic", value=pyc.magic)],
+        ))
     for layer, digest in layers:
         components.append(Component(
             type=ComponentType.LIBRARY, name=layer, version=digest[:16], bom_ref=f"layer:{layer}", hashes=sha(digest),

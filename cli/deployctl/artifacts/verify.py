@@ -6,7 +6,11 @@ For every function (and every layer those functions run):
    commit as committed, never the working tree) into a fresh directory and built there with the
    recorded ``SOURCE_DATE_EPOCH``, with an empty cache (no zip, dependency tree or import cache
    of this checkout is reused; pip's own download cache is). The SBOM and provenance are
-   regenerated from the rebuild.
+   regenerated from the rebuild. The zips' bytecode is compiled by the rebuilding machine's
+   Python of the runtime (:mod:`deployctl.pythons`): when the stored provenance records another
+   compiler (``internalParameters.bytecode``: version and magic, or none), the rebuild cannot
+   reproduce the bytes, so it is not made and the checks that rest on it are ``unverifiable``
+   ("needs python 3.12.x"), never ``differs``.
 2. **What runs.** The ``CodeSha256`` of the versions the ``live`` alias routes to (its version
    and a canary's), of ``staging``'s version and of ``$LATEST`` (anyone allowed to invoke the
    unqualified function runs it, and it is what the next ``PublishVersion`` freezes), and of
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from deployctl import aws, naming
-from deployctl.artifacts import attest, manifest, packaging
+from deployctl.artifacts import attest, bytecode, manifest, packaging
 from deployctl.artifacts import provenance as provenance_mod
 from deployctl.artifacts import source as source_mod
 from deployctl.artifacts.packaging import Artifact
@@ -140,7 +144,8 @@ class Verifier:
         except (TypeError, ValueError):
             return Rebuild(commit=commit, artifacts={}, documents={},
                            error=f"source_date_epoch {src.get('source_date_epoch')!r} is not a Unix timestamp")
-        key = (commit, path, epoch)
+        recorded = src.get("bytecode")  # the compiler the stored provenance names (None: not recorded)
+        key = (commit, path, epoch, recorded)
         if key in self.rebuilds:
             return self.rebuilds[key]
         rb = Rebuild(commit=commit, artifacts={}, documents={})
@@ -148,6 +153,9 @@ class Verifier:
         try:
             root = source_mod.export(self.cfg, commit, path, self.workdir / f"src-{commit[:12]}-{epoch}")
             cfg2 = load_env(self.cfg.name, root)
+            rb.error = compiler_mismatch(recorded, bytecode.find(cfg2))
+            if rb.error:
+                return rb
             names = [n for n in cfg2.functions if n in functions] or list(cfg2.functions)
             with _epoch(epoch):
                 build = packaging.build(cfg2, names, self.workdir / f"out-{commit[:12]}-{epoch}")
@@ -160,6 +168,19 @@ class Verifier:
         except DeployctlError as exc:
             rb.error = exc.one_line()
         return rb
+
+    def recorded_source(self, entry: dict) -> dict:
+        """A manifest entry's source, with the bytecode compiler its stored provenance records."""
+        src = dict(entry.get("source") if isinstance(entry.get("source"), dict) else {})
+        rec = entry.get("provenance")
+        if isinstance(rec, dict) and rec.get("key"):
+            with aws.errors(f"read s3://{self.bucket}/{rec['key']}", self.bucket):
+                body = self._get(str(rec["key"]), str(rec.get("version_id") or "") or None)
+            try:
+                src["bytecode"] = provenance_mod.summary(body)["bytecode"] if body is not None else None
+            except (ValueError, KeyError, TypeError, AttributeError):  # a stored document is not trusted input
+                src["bytecode"] = None
+        return src
 
     # -- S3 ----------------------------------------------------------------------------------------
 
@@ -266,6 +287,21 @@ class Verifier:
         return out
 
 
+def compiler_mismatch(recorded: object, choice: bytecode.Choice) -> str:
+    """Why this machine cannot rebuild bytes compiled by ``recorded`` (a provenance's
+    ``internalParameters.bytecode``), or "" when it can (or the provenance records no compiler)."""
+    if not isinstance(recorded, str) or recorded == choice.key:
+        return ""
+    here = (f"Python {choice.interpreter.version}" if choice.interpreter is not None
+            else "no bytecode (DEPLOYCTL_LAMBDA_PYTHON=none)" if choice.disabled else f"no Python {choice.wanted}")
+    if recorded == "none":
+        return (f"needs a rebuild without bytecode: the recorded build shipped no .pyc, this machine's would be "
+                f"compiled by {here} (set DEPLOYCTL_LAMBDA_PYTHON=none)")
+    version = provenance_mod.compiler_key_version(recorded) or recorded
+    return (f"needs python {version}: the recorded build's bytecode was compiled by CPython {recorded}, this "
+            f"machine has {here} (point DEPLOYCTL_LAMBDA_PYTHON at a python {version})")
+
+
 def verify(cfg: EnvConfig, functions: Sequence[str] | None = None) -> dict:
     """Every check of every requested function and the layers it runs; see the module docstring."""
     from botocore.exceptions import ClientError
@@ -281,7 +317,7 @@ def verify(cfg: EnvConfig, functions: Sequence[str] | None = None) -> dict:
             if entry is None:
                 v.add("function", name, "manifest", UNVERIFIABLE, "not in artifacts.json (publish it first)")
                 continue
-            src = entry.get("source") if isinstance(entry.get("source"), dict) else {}
+            src = v.recorded_source(entry)
             baseline: Rebuild | None = None
             if not src.get("commit"):
                 v.add("function", name, "rebuild", UNVERIFIABLE,
@@ -289,13 +325,7 @@ def verify(cfg: EnvConfig, functions: Sequence[str] | None = None) -> dict:
                       "deployctl recorded one): re-publish from a commit")
             else:
                 baseline = v.rebuild(src, names)
-                art = baseline.artifacts.get(("function", name))
-                if baseline.error:
-                    v.add("function", name, "rebuild", UNVERIFIABLE, baseline.error)
-                elif art is None:
-                    v.add("function", name, "rebuild", UNVERIFIABLE, f"commit {baseline.commit[:12]} has no such function")
-                else:
-                    _check_entry(v, "function", name, entry, baseline, art)
+                _check_rebuild(v, "function", name, entry, baseline, "has no such function")
             physical = naming.function_name(cfg, name)
             for label, qualifier in v.targets(physical):
                 if not qualifier:
@@ -323,6 +353,17 @@ def verify(cfg: EnvConfig, functions: Sequence[str] | None = None) -> dict:
     result["counts"] = counts
     result["not_identical"] = sorted({f"{c['kind']} {c['name']}" for c in result["checks"] if c["status"] != IDENTICAL})
     return result
+
+
+def _check_rebuild(v: Verifier, kind: str, name: str, entry: dict, rb: Rebuild, missing: str) -> None:
+    """The rebuild's checks of one manifest entry, or why there are none (unverifiable)."""
+    art = rb.artifacts.get((kind, name))
+    if rb.error:
+        v.add(kind, name, "rebuild", UNVERIFIABLE, rb.error)
+    elif art is None:
+        v.add(kind, name, "rebuild", UNVERIFIABLE, f"commit {rb.commit[:12]} {missing}")
+    else:
+        _check_entry(v, kind, name, entry, rb, art)
 
 
 def _check_entry(v: Verifier, kind: str, name: str, entry: dict, rb: Rebuild, art: Artifact) -> None:
@@ -360,18 +401,12 @@ def _check_layer_version(v: Verifier, arn: str, label: str, data: dict, names: S
     seen.add(arn)
     entry = (data.get("layers") or {}).get(layer)
     baseline = None
-    src = (entry or {}).get("source") if isinstance((entry or {}).get("source"), dict) else {}
+    src = v.recorded_source(entry) if entry is not None else {}
     if entry is not None and src.get("commit"):
         baseline = v.rebuild(src, names)
-        art = baseline.artifacts.get(("layer", layer))
         if layer not in v.layer_entries_checked:
             v.layer_entries_checked.add(layer)
-            if baseline.error:
-                v.add("layer", layer, "rebuild", UNVERIFIABLE, baseline.error)
-            elif art is None:
-                v.add("layer", layer, "rebuild", UNVERIFIABLE, f"commit {baseline.commit[:12]} does not build it")
-            else:
-                _check_entry(v, "layer", layer, entry, baseline, art)
+            _check_rebuild(v, "layer", layer, entry, baseline, "does not build it")
     try:
         info = layer_version(v.lam, arn)
     except (ClientError, ValueError) as exc:

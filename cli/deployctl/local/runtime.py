@@ -22,7 +22,6 @@ the function's own output is its log.
 from __future__ import annotations
 
 import base64
-import glob
 import hashlib
 import io
 import json
@@ -40,8 +39,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deployctl import runner
-from deployctl.errors import ConfigError, OperationFailed, ToolMissing
+from deployctl import fsutil, pythons, runner
+from deployctl.config import EnvConfig
+from deployctl.errors import OperationFailed, ToolMissing
 
 WORKER = Path(__file__).with_name("lambda_worker.py")
 CACHE_SUBDIR = "runtime"
@@ -57,7 +57,7 @@ RUNTIME_SDK: dict[str, tuple[str, str]] = {
     "python3.12": ("1.34.42", "1.34.42"),
     "python3.13": ("1.34.42", "1.34.42"),
 }
-INTERPRETER_ENV = "DEPLOYCTL_LAMBDA_PYTHON"  # path to the runtime's interpreter (overrides discovery)
+INTERPRETER_ENV = pythons.ENV_VAR  # path to the runtime's interpreter (overrides discovery)
 SDK_CACHE_ENV = "DEPLOYCTL_RUNTIME_CACHE"  # where the SDK install lives (default: the user cache dir)
 WORKER_START_TIMEOUT_S = 120.0
 
@@ -65,62 +65,29 @@ WORKER_START_TIMEOUT_S = 120.0
 # -- the interpreter and the SDK -----------------------------------------------------------------
 
 
-def python_version(runtime: str) -> str:
-    """``python3.12`` -> ``3.12`` (only Python runtimes run here)."""
-    if not runtime.startswith("python") or not runtime[6:].replace(".", "").isdigit():
-        raise ConfigError(f"runtime {runtime!r} is not a Python runtime", where="lambda.runtime",
-                          hint="deployctl runs Python functions only, e.g. runtime = \"python3.12\"")
-    return runtime[6:]
+python_version = pythons.python_version
 
 
-def _probe(candidate: str, version: str) -> bool:
-    try:
-        result = runner.run([candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                            timeout=30)
-    except (ToolMissing, OperationFailed):
-        return False
-    return result.ok and result.stdout.strip() == version
+def find_interpreter(runtime: str, override: str | None = None, cfg: EnvConfig | None = None) -> str:
+    """The interpreter of ``runtime``, found by :mod:`deployctl.pythons` (``override`` first, then
+    ``DEPLOYCTL_LAMBDA_PYTHON``, ``[tools].lambda_python`` of ``cfg``, ``python3.X`` on PATH, pyenv).
 
-
-def _pyenv_root() -> str:
-    """``pyenv root`` when pyenv is installed (through the runner), else ""."""
-    if not shutil.which("pyenv"):
-        return ""
-    try:
-        result = runner.run(["pyenv", "root"], timeout=30)
-    except (ToolMissing, OperationFailed):
-        return ""
-    return result.stdout.strip() if result.ok else ""
-
-
-def find_interpreter(runtime: str, override: str | None = None) -> str:
-    """The interpreter of ``runtime``: ``DEPLOYCTL_LAMBDA_PYTHON`` (or ``override``), else
-    ``python3.X`` on PATH, else pyenv's ``$(pyenv root)/versions/3.X.*/bin/python3.X`` (``PYENV_ROOT``,
-    ``pyenv root``, ``~/.pyenv``).
-
-    None of them: :class:`ToolMissing` (exit 3) naming the version and how to get one."""
-    version = python_version(runtime)
-    exe = f"python{version}"
-    chosen = override or os.environ.get(INTERPRETER_ENV)
-    if chosen:
-        if _probe(chosen, version):
-            return chosen
-        raise ToolMissing(f"{chosen} is not a Python {version} interpreter", where=INTERPRETER_ENV,
-                          hint=f"point {INTERPRETER_ENV} at a python{version} (the functions' runtime is {runtime})")
-    candidates = []
-    on_path = shutil.which(exe)
-    if on_path:
-        candidates.append(on_path)
-    roots = [os.environ.get("PYENV_ROOT") or "", _pyenv_root(), str(Path.home() / ".pyenv")]
-    for root in dict.fromkeys(r for r in roots if r):
-        candidates += sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", exe)), reverse=True)
-    for candidate in candidates:
-        if _probe(candidate, version):
-            return candidate
+    None of them, or an explicit one of another version: :class:`ToolMissing` (exit 3) naming the
+    version and how to get one."""
+    choice = pythons.find(runtime, cfg, override)
+    version, exe = choice.wanted, f"python{choice.wanted}"
+    if choice.interpreter is not None:
+        return choice.interpreter.path
+    hint = f"install one (pyenv install {version}, or your OS package {exe}) or set {INTERPRETER_ENV}=/path/to/{exe}"
+    if choice.refused is not None:
+        raise ToolMissing(f"{choice.refused.value} is not a Python {version} interpreter", where=choice.refused.where,
+                          hint=f"point it at a {exe} (the functions' runtime is {runtime})")
+    if choice.disabled:
+        raise ToolMissing(f"{INTERPRETER_ENV} turns the runtime's Python off, and the {runtime} runtime needs one",
+                          where=INTERPRETER_ENV, hint=hint)
     raise ToolMissing(
         f"no Python {version} interpreter found for the {runtime} runtime (looked for {exe} on PATH and in pyenv)",
-        hint=f"install one (pyenv install {version}, or your OS package python{version}) or set "
-             f"{INTERPRETER_ENV}=/path/to/{exe}",
+        hint=hint,
     )
 
 
@@ -138,12 +105,9 @@ def ensure_sdk(runtime: str) -> Path:
     version = python_version(runtime)
     boto3_version, botocore_version = RUNTIME_SDK.get(runtime) or RUNTIME_SDK["python3.12"]
     tree = sdk_cache_root() / f"{runtime}-boto3-{boto3_version}-botocore-{botocore_version}"
-    if (tree / ".complete").is_file():
-        return tree
-    tree.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="sdk-", dir=tree.parent))
-    try:
-        argv = [sys.executable, "-m", "pip", "install", "--target", str(staging / "t"),
+
+    def install(target: Path) -> None:
+        argv = [sys.executable, "-m", "pip", "install", "--target", str(target),
                 f"boto3=={boto3_version}", f"botocore=={botocore_version}",
                 "--python-version", version, "--implementation", "cp", "--only-binary=:all:", "--no-compile",
                 "--disable-pip-version-check", "--no-input", "--quiet"]
@@ -153,16 +117,10 @@ def ensure_sdk(runtime: str) -> Path:
             raise OperationFailed(f"pip could not install the {runtime} runtime's SDK (boto3 {boto3_version}): "
                                   f"{last.strip()}", where=str(tree),
                                   hint="the first run needs the package index; later runs use this cache")
-        shutil.rmtree(staging / "t" / "bin", ignore_errors=True)
-        (staging / "t" / ".complete").write_text(f"boto3=={boto3_version}\nbotocore=={botocore_version}\n")
-        try:
-            os.replace(staging / "t", tree)
-        except OSError:
-            if not (tree / ".complete").is_file():
-                raise
-        return tree
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(target / "bin", ignore_errors=True)
+
+    return fsutil.build_tree(tree, install, marker=f"boto3=={boto3_version}\nbotocore=={botocore_version}\n",
+                             prefix="sdk-")
 
 
 # -- the code, laid out as Lambda lays it out ------------------------------------------------------
@@ -176,14 +134,12 @@ def _read_only(tree: Path) -> None:
 
 
 def _unpack(zips: list[bytes], dest: Path) -> Path:
-    """Unpack ``zips`` in order over one another into ``dest`` (cached: done once per content)."""
-    if (dest / ".complete").is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="unpack-", dir=dest.parent))
-    try:
-        tree = staging / "t"
-        tree.mkdir()
+    """Unpack ``zips`` in order over one another into ``dest`` (cached: done once per content).
+
+    ``dest`` holds exactly the zips' files, as Lambda's code directories do (no marker of ours): it
+    appears by one rename of a complete tree, so its existence is what says it is complete."""
+
+    def fill(tree: Path) -> None:
         for data in zips:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 for info in zf.infolist():
@@ -201,15 +157,8 @@ def _unpack(zips: list[bytes], dest: Path) -> Path:
                     mode = (info.external_attr >> 16) & 0o777
                     target.chmod(0o755 if mode & 0o111 else 0o644)
         _read_only(tree)
-        (tree / ".complete").write_text("")
-        try:
-            os.replace(tree, dest)
-        except OSError:
-            if not (dest / ".complete").is_file():
-                raise
-        return dest
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return fsutil.build_tree(dest, fill, prefix="unpack-")
 
 
 @dataclass

@@ -685,7 +685,7 @@ class LocalServer:
         from deployctl.local import runtime
 
         name = str(self.cfg.get("lambda.runtime", "python3.12"))
-        interpreter = runtime.find_interpreter(name)
+        interpreter = runtime.find_interpreter(name, cfg=self.cfg)
         functions = sorted({r.function for r in app.routes})
         code = runtime.built_code(self.cfg, functions)
         self.runtime = app.runtime = runtime.Runtime(name, runtime.cache_for(self.cfg), interpreter)

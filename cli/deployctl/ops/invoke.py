@@ -62,7 +62,7 @@ def invoke_local(cfg: EnvConfig, function: str, event_json: str, *, interpreter:
 
     check_function(cfg, function)
     rt_name = str(cfg.get("lambda.runtime", "python3.12"))
-    interpreter = runtime.find_interpreter(rt_name, interpreter)  # missing: exit 3 before anything starts
+    interpreter = runtime.find_interpreter(rt_name, interpreter, cfg)  # missing: exit 3 before anything starts
     code = runtime.built_code(cfg, [function])[function]
     backend = Backend(cfg)
     try:
