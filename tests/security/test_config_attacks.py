@@ -169,10 +169,20 @@ def test_manifest_entry_fields_must_have_the_publishers_shape(project, field, va
 def test_manifest_entry_may_carry_extra_well_formed_fields(project):
     path = project / MANIFEST
     data = json.loads(path.read_text())
-    data["functions"]["hello"]["sbom"] = {"key": "sbom/hello.json"}
+    sha = data["functions"]["hello"]["sha256"]
+    data["functions"]["hello"]["sbom"] = {"key": f"lambda/hello/{sha}.cdx.json", "version_id": "v1", "sha256": "0" * 64}
+    data["functions"]["hello"]["notes"] = "an unregistered field is kept and ignored"
     path.write_text(json.dumps(data))
     run = deployctl(project, "render", "--env", "dev")
     assert run.returncode == 0, run.stderr
+
+
+def test_manifest_entry_with_a_malformed_registered_field_is_refused(project):
+    path = project / MANIFEST
+    data = json.loads(path.read_text())
+    data["functions"]["hello"]["sbom"] = {"key": "sbom/hello.json"}
+    path.write_text(json.dumps(data))
+    refused(project, MANIFEST, "functions.hello.sbom")
 
 
 # -- backend.hcl ---------------------------------------------------------------------------
