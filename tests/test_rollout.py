@@ -262,7 +262,7 @@ def test_a_killed_runner_leaves_a_record_that_status_shows_abort_undoes_and_resu
     canary_started(env, proc)
     proc.kill()
     proc.communicate()
-    # its lease has not run out (3 polls + 5 s): resume waits for the runner
+    # its lease has not run out (2 polls + 3 s): resume waits for the runner
     assert "its runner is alive" in run(env, "rollout", "resume", expect=4)["error"]["hint"]
     assert live(env)["weights"] == {"2": 0.2}
     shown = run(env, "rollout", "status", "--function", "echo")["result"]["rollouts"]

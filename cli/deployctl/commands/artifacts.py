@@ -98,10 +98,11 @@ def promote(function, all_, version, weight, strategy, ignore_alarms, reason):
     """
     from deployctl.errors import UsageError
 
+    load_env()  # the project and env first: their errors come before a missing flag's
     if all_ and function:
         raise UsageError("give either --function NAME or --all", where="--all")
     if not all_ and not function:
-        raise UsageError("--function NAME is required (or --all)", where="--function")
+        raise click.UsageError("Missing option '--function'.", click.get_current_context())
     if strategy is not None or all_:
         from deployctl.commands.rollout import parse_ignored, run_promote
 

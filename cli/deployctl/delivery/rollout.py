@@ -75,8 +75,8 @@ def runner_id() -> str:
 
 
 def lease_s(cfg: EnvConfig) -> int:
-    """How long a runner owns its record without renewing it (renewed at every poll)."""
-    return 3 * strategies.poll_s(cfg) + 5
+    """How long a runner owns its record without renewing it (renewed at every poll: two polls of slack)."""
+    return 2 * strategies.poll_s(cfg) + 3
 
 
 def _stale(data: dict) -> bool:
@@ -363,7 +363,7 @@ def start(cfg: EnvConfig, functions: Sequence[str], *, strategy: str | None = No
 
     from deployctl.artifacts.aliases import needs_confirmation
 
-    for function, data in prepared:
+    for _function, data in prepared:
         ui.info(f"{data['function_name']}: rollout v{data['from']} -> v{data['to']} with {data['strategy']} "
                 f"({', '.join(str(s['weight']) + '%/' + str(s['bake_s']) + 's' for s in data['steps'])})")
     if needs_confirmation(cfg):
