@@ -17,7 +17,7 @@ import pytest
 
 from deployctl.config import load_env
 
-from . import api_checks
+from . import api_checks, rollout_checks
 from .conftest import CI_REPOSITORY
 
 pytestmark = pytest.mark.e2e
@@ -272,6 +272,8 @@ def test_promote_canary_then_full_then_rollback(deployctl):
 
     deployctl("rollback", "--env", "dev", "--function", "users", "--yes")
     assert _live(deployctl, "users")["FunctionVersion"] == STATE["old_live"]
+    # a watched canary with a short custom strategy from config (issue 17)
+    rollout_checks.check_canary_rollout(deployctl, "users", STATE["old_live"], STATE["new_version"])
 
 
 def test_destroy_leaves_an_empty_state_and_keeps_the_state_bucket(deployctl):
