@@ -323,11 +323,13 @@ def test_the_record_is_written_only_under_guard(env):
     assert record(env) is None
 
 
-def test_a_failing_pre_traffic_check_moves_no_traffic(env):
-    doc = run(env, "promote", "--function", "greet", "--strategy", "Quick", expect=1)
-    (result,) = doc["result"]["rollouts"]
-    assert result["outcome"] == "failed" and result["steps"] == []
-    assert result["pre_traffic"]["request"] == "GET /greet" and result["pre_traffic"]["function_error"]
-    assert "pre-traffic check of v2 failed" in doc["error"]["message"] and "no traffic was moved" in doc["error"]["message"]
+def test_all_rolls_out_every_moved_function_in_parallel_and_a_failing_pre_traffic_check_moves_nothing(env):
+    doc = run(env, "promote", "--all", "--strategy", "Quick", expect=1)
+    echo, greet = doc["result"]["rollouts"]  # both had staging (v2) ahead of live (v1); each its own state
+    assert echo["function"] == "echo" and echo["outcome"] == "promoted"
+    assert greet["outcome"] == "failed" and greet["steps"] == []
+    assert greet["pre_traffic"]["request"] == "GET /greet" and greet["pre_traffic"]["function_error"]
+    assert "greet: pre-traffic check of v2 failed" in doc["error"]["message"]
+    assert "no traffic was moved" in doc["error"]["message"]
     assert live(env, "greet") == {**live(env, "greet"), "version": "1", "weights": {}}
-    assert record(env, "greet") is None
+    assert live(env, "echo")["version"] == "2" and record(env, "greet") is None and record(env, "echo") is None

@@ -101,7 +101,10 @@ def status(function):
     def human() -> str:
         if not records:
             return "no unfinished rollout"
-        return "\n".join(f"{r['summary']}; live now {r['live']}" for r in records)
+        from deployctl.artifacts.aliases import AliasState
+
+        return "\n".join(f"{r['summary']}; live now at "
+                         f"{AliasState(r['live']['version'], r['live']['weights']).describe()}" for r in records)
 
     out.result({"rollouts": records}, human)
 
