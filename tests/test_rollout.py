@@ -333,3 +333,33 @@ def test_all_rolls_out_every_moved_function_in_parallel_and_a_failing_pre_traffi
     assert "no traffic was moved" in doc["error"]["message"]
     assert live(env, "greet") == {**live(env, "greet"), "version": "1", "weights": {}}
     assert live(env, "echo")["version"] == "2" and record(env, "greet") is None and record(env, "echo") is None
+
+
+def test_sams_strategy_names_and_custom_steps_from_config(tmp_path):
+    from deployctl.artifacts.aliases import parse_history, parse_note, render_history
+    from deployctl.config import load_env
+    from deployctl.delivery.strategy import SAM_STRATEGIES, Step, resolve, sam_steps
+    from deployctl.errors import ConfigError, UsageError
+
+    assert sam_steps("Canary10Percent5Minutes") == [Step(10, 300), Step(100, 0)]
+    assert sam_steps("Linear10PercentEvery3Minutes") == [*(Step(w, 180) for w in range(10, 100, 10)), Step(100, 0)]
+    assert sam_steps("AllAtOnce") == [Step(100, 0)] and all(sam_steps(n)[-1].weight == 100 for n in SAM_STRATEGIES)
+    root = tmp_path / "project"
+    shutil.copytree(FIXTURE, root)
+    env_toml = root / "terraform/envs/dev/env.toml"
+    env_toml.write_text(ENV_TOML)
+    cfg = load_env("dev", root)
+    assert resolve(cfg, "echo") == ("Quick", [Step(50, 3), Step(100, 0)])  # [rollout] strategy
+    with pytest.raises(UsageError, match="unknown strategy 'Canary'"):
+        resolve(cfg, "echo", "Canary")
+    falling = ENV_TOML.replace("{ weight = 50, bake_s = 3 }, { weight = 100", "{ weight = 50, bake_s = 3 }, { weight = 40")
+    assert falling != ENV_TOML
+    env_toml.write_text(falling)
+    with pytest.raises(ConfigError, match=r"rollout\.strategies\.Quick\.steps': expected weights rising"):
+        load_env("dev", root)
+    env_toml.write_text(ENV_TOML + '\n[rollout.functions.nope]\nstrategy = "AllAtOnce"\n')
+    with pytest.raises(ConfigError, match=r"rollout\.functions\.nope"):
+        load_env("dev", root)
+    # the reason of an ignored alarm fits the alias Description (256 characters) with the history
+    text = render_history([str(v) for v in range(20)], "ignored x: " + "why " * 100)
+    assert len(text) <= 256 and parse_history(text)[:3] == ["0", "1", "2"] and parse_note(text).startswith("ignored x")

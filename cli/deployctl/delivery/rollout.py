@@ -230,6 +230,9 @@ class Rollout:
         try:
             for index in range(start_step, len(self.steps)):
                 step = self.steps[index]
+                if self.stop.is_set():  # interrupted before this step's move
+                    self._undo(INTERRUPTED)
+                    return self.result
                 self._write(step=index)
                 after = self.engine.shift(step.weight)
                 started = _now()
