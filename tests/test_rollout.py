@@ -272,6 +272,11 @@ def test_a_killed_runner_leaves_a_record_that_status_shows_abort_undoes_and_resu
     refused = run(env, "promote", "--function", "echo", "--yes", expect=4)
     assert "unfinished rollout of echo v1 -> v2 at step 1/2 (20%)" in refused["error"]["message"]
     assert run(env, "publish-lambda", "--function", "echo", "--deploy", expect=4)["error"]["error"] == "refused"
+    assert "up refused: unfinished rollout of echo" in run(env, "up", "--yes", expect=4)["error"]["message"]
+    doctor = subprocess.run([sys.executable, "-m", "deployctl", "doctor", "--env", "dev", "--json"], cwd=env["root"],
+                            env=_environ(env), capture_output=True, text=True, timeout=120)
+    check = json.loads(doctor.stdout)["result"]["checks"]["rollouts"]  # a warning, whatever else doctor finds
+    assert check["ok"] is False and check["required"] is False and "unfinished rollout of echo" in check["detail"]
     # abort undoes it at once, lease or not
     aborted = run(env, "rollout", "abort")["result"]["rollouts"]
     assert [(r["function"], r["outcome"]) for r in aborted] == [("echo", "aborted")]

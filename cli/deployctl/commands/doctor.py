@@ -35,7 +35,7 @@ def doctor():
         except ProjectNotFound:
             root = None  # doctor without --env works anywhere
     checks = core.run(s, cfg, root)
-    if cfg is not None and all(c.ok for c in checks if c.name in ("aws-identity", "state-bucket")):
+    if cfg is not None and all(c.ok or c.skipped for c in checks if c.name in ("aws-identity", "state-bucket")):
         checks.append(_rollouts(cfg, core.Check))
     out = ui()
 
