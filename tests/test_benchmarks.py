@@ -66,3 +66,15 @@ def test_bench_logs_follow_runs_and_prints_its_table():
     rows = {line[:34].strip(): line.split() for line in proc.stdout.splitlines()}
     assert rows["raw boto3 filter_log_events loop"][-1] == "1.00", proc.stdout
     assert float(rows["deployctl logs --follow"][-1]) > 0, proc.stdout
+
+
+def test_bench_rollout_prints_its_overhead_next_to_the_bake_time_on_a_tiny_input():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_rollout.py"), "--bake", "1", "--poll", "1"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = dict(line.rsplit("  ", 1) for line in proc.stdout.splitlines())
+    rows = {k.strip(): v.strip() for k, v in rows.items()}
+    assert rows["bake time watched"] == "1.00 s" and int(rows["polls"]) >= 2, proc.stdout
+    assert 2 <= float(rows["AWS calls per poll (alarms + metrics + lease)"]) <= 4, proc.stdout
+    assert rows["poll time / poll interval"].endswith("x") and rows["own time / bake time"].endswith("x")

@@ -16,9 +16,9 @@ from deployctl.cli import cli
 from deployctl.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["local", "event", "invoke", "package", "publish-lambda", "promote", "rollback", "render", "check", "plan",
-            "apply", "outputs", "bootstrap", "up", "destroy", "verify", "sbom", "secret", "logs", "status", "drift", "prune",
-            "doctor"]
+COMMANDS = ["local", "event", "invoke", "package", "publish-lambda", "promote", "rollback", "rollout", "render", "check",
+            "plan", "apply", "outputs", "bootstrap", "up", "destroy", "verify", "sbom", "secret", "logs", "status", "drift",
+            "prune", "doctor"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from deployctl import __version__
-from deployctl.commands import artifacts, doctor, infra, invoke, local, ops, secret, supply_chain
+from deployctl.commands import artifacts, doctor, infra, invoke, local, ops, rollout, secret, supply_chain
 from deployctl.commands._common import _merge_flag
 from deployctl.config import Settings
 from deployctl.errors import (
@@ -147,6 +147,7 @@ for command in (
     artifacts.publish_lambda,
     artifacts.promote,
     artifacts.rollback,
+    rollout.rollout,
     infra.render,
     infra.check,
     infra.plan,

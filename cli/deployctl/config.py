@@ -143,6 +143,28 @@ PARAMETER = Table(
     }
 )
 
+# [rollout]: progressive delivery (`deployctl promote --strategy`, deployctl.delivery). CLI-only, never rendered.
+ROLLOUT_STEP = Table({"weight": Int(min=1, max=100), "bake_s": Int(min=0, max=86400)}, required=("weight",))
+ROLLOUT_TARGET = {
+    # a SAM DeploymentPreference type (Canary10Percent5Minutes, ..., AllAtOnce) or a name from [rollout.strategies]
+    "strategy": Str(pattern=r"[A-Za-z][A-Za-z0-9-]*"),
+    # the new version's Errors / Invocations (ExecutedVersion dimension), in percent, that rolls back
+    "error_rate_percent": Num(min=0, max=100),
+    # the pre-traffic smoke event: a route of api/openapi.json (+ body), or a JSON file under the project
+    "smoke_route": Str(pattern=r"[A-Z]+ /\S*", expected_text='"METHOD /path", e.g. "GET /items"'),
+    "smoke_body": Str(),
+    "smoke_event": Str(pattern=r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.json", expected_text="a .json path under the project"),
+}
+ROLLOUT = Table(
+    {
+        **ROLLOUT_TARGET,
+        "poll_s": Int(min=1, max=300),
+        "strategies": MapOf(Table({"steps": ListOf(ROLLOUT_STEP, min_items=1)}, required=("steps",)),
+                            key_pattern=r"[A-Za-z][A-Za-z0-9-]*"),
+        "functions": MapOf(Table(dict(ROLLOUT_TARGET))),
+    }
+)
+
 SCHEMA = Table(
     {
         "app": Table(
@@ -256,6 +278,7 @@ SCHEMA = Table(
                 "dynamodb_throttles_threshold": Num(min=0),
             }
         ),
+        "rollout": ROLLOUT,
     },
     required=("app", "aws", "functions", "tables"),
 )
@@ -572,12 +595,29 @@ def _cross_checks(cfg: EnvConfig) -> None:
                 dotted = f"parameters.{pname}.{key}"
                 raise ConfigError(f"key '{dotted}': only a secure parameter (secure = true) has a {key}",
                                   where=cfg.where(dotted), hint=f"remove {key}, or set secure = true")
+    _rollout_checks(cfg)
     if cfg.data.get("protection", {}).get("deletion_protection") and not cfg.account_id:
         raise ConfigError(
             "key 'aws.account_id' is missing: a protected environment needs the account-id guard",
             where=cfg.where("aws.account_id"),
             hint="set aws.account_id to the 12-digit account this environment lives in",
         )
+
+
+def _rollout_checks(cfg: EnvConfig) -> None:
+    """Custom rollout steps: weights rising to 100; per-function overrides name known functions."""
+    rollout = cfg.data.get("rollout", {})
+    for sname, strategy in rollout.get("strategies", {}).items():
+        weights = [step["weight"] for step in strategy["steps"]]
+        if weights[-1] != 100 or any(b <= a for a, b in zip(weights, weights[1:], strict=False)):
+            dotted = f"rollout.strategies.{sname}.steps"
+            raise ConfigError(f"key '{dotted}': expected weights rising step by step to 100, found {weights}",
+                              where=cfg.where(dotted), hint="e.g. steps = [{weight = 10, bake_s = 60}, {weight = 100}]")
+    for fname in rollout.get("functions", {}):
+        if fname not in cfg.functions:
+            dotted = f"rollout.functions.{fname}"
+            raise ConfigError(f"key '{dotted}': expected a function name from [functions] "
+                              f"({', '.join(sorted(cfg.functions))}), found {fname!r}", where=cfg.where(dotted))
 
 
 @dataclass

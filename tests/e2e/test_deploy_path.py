@@ -26,7 +26,7 @@ from security.iam_eval import (
     role_findings,
 )
 
-from . import api_checks
+from . import api_checks, rollout_checks
 from .conftest import CI_REPOSITORY, MOTO_ACCOUNT, REGION
 from .drift_checks import check_drift_finds_memory_and_pitr_and_nothing_else
 
@@ -341,6 +341,8 @@ def test_promote_canary_then_full_then_rollback(deployctl):
 
     deployctl("rollback", "--env", "dev", "--function", "users", "--yes")
     assert _live(deployctl, "users")["FunctionVersion"] == STATE["old_live"]
+    # a watched canary with a short custom strategy from config (issue 17)
+    rollout_checks.check_canary_rollout(deployctl, "users", STATE["old_live"], STATE["new_version"])
 
 
 def test_destroy_leaves_an_empty_state_and_keeps_the_state_bucket(deployctl):

@@ -24,6 +24,7 @@ from deployctl.errors import OperationFailed, Refused, UsageError
 from deployctl.ui import UI
 
 HISTORY_KEY = "deployctl_previous"
+NOTE_KEY = "deployctl_note"  # why the last move went ahead despite a firing alarm (rollout --ignore-alarm)
 HISTORY_LIMIT = 20
 DESCRIPTION_MAX = 256
 
@@ -63,13 +64,31 @@ def parse_history(description: str | None) -> list[str]:
     return [str(v) for v in previous if str(v).isdigit()]
 
 
-def render_history(history: list[str]) -> str:
+def parse_note(description: str | None) -> str | None:
+    try:
+        data = json.loads(description or "")
+    except ValueError:
+        return None
+    note = data.get(NOTE_KEY) if isinstance(data, dict) else None
+    return note if isinstance(note, str) else None
+
+
+def render_history(history: list[str], note: str | None = None) -> str:
+    """The alias Description: the history, and ``note`` (shortened to fit) when given."""
     history = history[:HISTORY_LIMIT]
     while True:
-        text = json.dumps({HISTORY_KEY: history}, separators=(",", ":"))
-        if len(text) <= DESCRIPTION_MAX or not history:
+        doc: dict = {HISTORY_KEY: history}
+        if note:
+            doc[NOTE_KEY] = note
+        text = json.dumps(doc, separators=(",", ":"))
+        if len(text) <= DESCRIPTION_MAX:
             return text
-        history = history[:-1]
+        if note and len(note) > 40:
+            note = note[: max(40, len(note) - (len(text) - DESCRIPTION_MAX) - 1)] + "~"
+        elif history:
+            history = history[:-1]
+        else:
+            return json.dumps({HISTORY_KEY: []}, separators=(",", ":"))
 
 
 def needs_confirmation(cfg: EnvConfig) -> bool:

@@ -47,6 +47,10 @@ def publish_lambda(functions, deploy):
 
     cfg = load_env()
     out = ui()
+    if deploy:
+        from deployctl.delivery.rollout import refuse_if_unfinished
+
+        refuse_if_unfinished(cfg, list(functions), action="publish-lambda --deploy")
     data = publish.publish(cfg, functions, deploy=deploy, ui=out)
 
     def human() -> str:
@@ -69,19 +73,53 @@ def publish_lambda(functions, deploy):
     out.result(data, human)
 
 
-@click.command(short_help="Point the 'live' alias at the 'staging' version (optionally weighted).")
-@click.option("--function", "function", required=True, metavar="NAME")
+@click.command(short_help="Point 'live' at the 'staging' version: at once, weighted, or as a watched rollout.")
+@click.option("--function", "function", default=None, metavar="NAME", help="The function (or --all).")
+@click.option("--all", "all_", is_flag=True, default=False,
+              help="A rollout of every function whose staging is ahead of live (what publish-lambda --deploy moved).")
 @click.option("--version", "version", default=None, metavar="N", help="Version to promote (default: staging's).")
 @click.option("--weight", type=click.IntRange(1, 99), default=None, metavar="PCT", help="Canary: send PCT % to it.")
+@click.option("--strategy", "strategy", default=None, metavar="S",
+              help="A watched rollout: a SAM name (Canary10Percent5Minutes, Linear10PercentEvery1Minute, "
+                   "AllAtOnce, ...) or a [rollout.strategies] name; 'config' = the env's [rollout] strategy.")
+@click.option("--ignore-alarm", "ignore_alarms", multiple=True, metavar="NAME",
+              help="Start the rollout although this covering alarm is in ALARM (repeatable; needs --reason).")
+@click.option("--reason", "reason", default=None, metavar="WHY", help="Why the --ignore-alarm alarms are ignored.")
 @env_option
 @yes_option
 @common_options
-def promote(function, version, weight):
-    """Point the 'live' alias at the version 'staging' has, or a canary share of it."""
+def promote(function, all_, version, weight, strategy, ignore_alarms, reason):
+    """Point the 'live' alias at the version 'staging' has, or a canary share of it.
+
+    With --strategy (or --all) it is a rollout: a pre-traffic smoke invocation of the new
+    version, then traffic shifted in the strategy's steps while the covering alarms and the
+    new version's error rate are watched; any breach, Ctrl-C or SIGTERM puts live back
+    (docs/rollouts.md).
+    """
+    from deployctl.errors import UsageError
+
+    load_env()  # the project and env first: their errors come before a missing flag's
+    if all_ and function:
+        raise UsageError("give either --function NAME or --all", where="--all")
+    if not all_ and not function:
+        raise click.UsageError("Missing option '--function'.", click.get_current_context())
+    if strategy is not None or all_:
+        from deployctl.commands.rollout import parse_ignored, run_promote
+
+        if weight is not None:
+            raise UsageError("--weight is a one-off move; a rollout's weights come from --strategy", where="--weight")
+        run_promote([] if all_ else [function], None if strategy in (None, "config") else strategy, version,
+                    parse_ignored(ignore_alarms, reason))
+        return
+    if ignore_alarms or reason:
+        raise UsageError("--ignore-alarm and --reason belong to a rollout", where="--ignore-alarm",
+                         hint="add --strategy S (or --strategy config)")
     from deployctl.artifacts import aliases
+    from deployctl.delivery.rollout import refuse_if_unfinished
 
     cfg = load_env()
     out = ui()
+    refuse_if_unfinished(cfg, [function], action="promote")
     data = aliases.promote(cfg, function, version=version, weight=weight, ui=out)
     out.result(data, lambda: _before_after(data))
 
@@ -94,9 +132,11 @@ def promote(function, version, weight):
 def rollback(function):
     """Point the 'live' alias back to where it was before the last promote."""
     from deployctl.artifacts import aliases
+    from deployctl.delivery.rollout import refuse_if_unfinished
 
     cfg = load_env()
     out = ui()
+    refuse_if_unfinished(cfg, [function], action="rollback")
     data = aliases.rollback(cfg, function, ui=out)
     out.result(data, lambda: _before_after(data))
 

@@ -35,6 +35,8 @@ def doctor():
         except ProjectNotFound:
             root = None  # doctor without --env works anywhere
     checks = core.run(s, cfg, root)
+    if cfg is not None and all(c.ok or c.skipped for c in checks if c.name in ("aws-identity", "state-bucket")):
+        checks.append(_rollouts(cfg, core.Check))
     out = ui()
 
     def human() -> str:
@@ -60,3 +62,18 @@ def doctor():
     out.failed(data, err.to_dict(), human)  # every check on stdout (ok = false with --json)
     out.error(err.one_line())
     raise click.exceptions.Exit(err.exit_code)
+
+
+def _rollouts(cfg, check_cls):
+    """A warning (not a failure) per unfinished rollout, in one line each."""
+    from deployctl.delivery.rollout import unfinished_rollouts
+    from deployctl.errors import DeployctlError
+
+    try:
+        found = unfinished_rollouts(cfg)
+    except DeployctlError as exc:
+        return check_cls("rollouts", False, False, detail=f"skipped: {exc.message}", skipped=True)
+    if not found:
+        return check_cls("rollouts", False, True, detail="no unfinished rollout")
+    return check_cls("rollouts", False, False, detail="unfinished " + "; ".join(r["summary"] for r in found),
+                     fix=f"deployctl rollout status|resume|abort --env {cfg.name}")

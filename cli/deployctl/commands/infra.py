@@ -231,10 +231,12 @@ def up(**_):
     deployed env with nothing changed it uploads nothing and applies nothing. Each plan goes through
     the same gates and bundles as plan/apply; its summary is shown and, in prod, confirmed (or --yes).
     """
+    from deployctl.delivery.rollout import refuse_if_unfinished
     from deployctl.infra import up as core
 
     cfg = load_env()
     out = ui()
+    refuse_if_unfinished(cfg, action="up")
     result = core.run_up(settings(), cfg, out)
 
     def human() -> str:

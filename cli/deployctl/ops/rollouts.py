@@ -1,11 +1,9 @@
-"""Unfinished rollouts: the extension point ``status`` and ``prune`` read.
+"""Unfinished rollouts, for ``status`` and ``prune``.
 
-Today deployctl records no rollouts (a canary is only the ``live`` alias' routing weight, which
-``status`` and ``prune`` read from the alias itself), so :func:`unfinished` returns nothing. Issue 17
-adds rollout records; it fills this function in, and both commands pick them up: ``status`` lists
-them per function, ``prune`` keeps every version one refers to.
-
-A rollout is ``{"function": NAME, "versions": ["7", "8"], "state": "...", "started_at": ISO}``.
+The records are the rollout engine's (:mod:`deployctl.delivery.rollout`: one object per function in
+the env's state bucket while a rollout is unfinished, deleted when it reaches 100% or is rolled back).
+``status`` lists them per function; ``prune`` keeps every version one refers to (its ``from`` and
+``to``), so neither side of a rollout that a dead runner left behind can be deleted under it.
 """
 
 from __future__ import annotations
@@ -14,9 +12,14 @@ from deployctl.config import EnvConfig
 
 
 def unfinished(cfg: EnvConfig) -> list[dict]:
-    """Every rollout of ``cfg`` that has not finished (none are recorded yet)."""
-    del cfg
-    return []
+    """Every unfinished rollout of ``cfg``'s env: the record's fields plus ``versions`` ([from, to])."""
+    from deployctl.delivery.rollout import unfinished_rollouts
+
+    out = []
+    for record in unfinished_rollouts(cfg):
+        versions = [str(record[k]) for k in ("from", "to") if record.get(k) not in (None, "")]
+        out.append({**record, "versions": versions})
+    return out
 
 
 def versions_in_use(cfg: EnvConfig, function: str) -> set[str]:

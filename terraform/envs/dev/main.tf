@@ -97,6 +97,7 @@ module "ci_identity" {
   region                   = var.aws.region
   repository               = var.ci.github_repository
   role_path                = local.iam_path
+  rollout_records_prefix   = "deployctl/rollouts/${var.environment}/"
   secure_parameter_names   = [for name, p in var.parameters : "${local.parameter_prefix}${name}" if p.secure]
   state_bucket             = var.state.bucket
   state_key                = var.state.key

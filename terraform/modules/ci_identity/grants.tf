@@ -51,6 +51,15 @@ locals {
       actions   = ["s3:ListBucket"]
       resources = ["${local.arn}:s3:::${var.state_bucket}"]
     }
+    RolloutRecords = {
+      actions   = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+      resources = ["${local.arn}:s3:::${var.state_bucket}/${var.rollout_records_prefix}*"]
+    }
+    RolloutMetrics = {
+      # GetMetricData has no resource-level permissions (the new version's Errors/Invocations)
+      actions   = ["cloudwatch:GetMetricData"]
+      resources = ["*"]
+    }
     ApiGateway = {
       actions   = ["apigateway:DELETE", "apigateway:GET", "apigateway:PATCH", "apigateway:POST", "apigateway:PUT"]
       resources = local.rest_apis
@@ -159,7 +168,7 @@ locals {
         "lambda:AddPermission", "lambda:CreateAlias", "lambda:CreateFunction", "lambda:DeleteAlias",
         "lambda:DeleteFunction", "lambda:DeleteFunctionConcurrency", "lambda:GetAlias", "lambda:GetFunction",
         "lambda:GetFunctionCodeSigningConfig", "lambda:GetFunctionConfiguration", "lambda:GetPolicy",
-        "lambda:ListTags", "lambda:ListVersionsByFunction", "lambda:PublishVersion",
+        "lambda:InvokeFunction", "lambda:ListTags", "lambda:ListVersionsByFunction", "lambda:PublishVersion",
         "lambda:PutFunctionConcurrency", "lambda:RemovePermission", "lambda:TagResource",
         "lambda:UntagResource", "lambda:UpdateAlias", "lambda:UpdateFunctionCode",
         "lambda:UpdateFunctionConfiguration",

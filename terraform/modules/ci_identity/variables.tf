@@ -118,6 +118,16 @@ variable "role_path" {
   }
 }
 
+variable "rollout_records_prefix" {
+  description = "Key prefix of the env's rollout records in the state bucket (deployctl/rollouts/<env>/): the apply role may read, write and delete only those (promote --strategy, rollout abort in CI)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^deployctl/rollouts/[a-z0-9-]+/$", var.rollout_records_prefix))
+    error_message = "rollout_records_prefix must look like deployctl/rollouts/<env>/."
+  }
+}
+
 variable "secure_parameter_names" {
   description = "Full names of the env's SecureString parameters: the plan role is denied reading them."
   type        = list(string)
