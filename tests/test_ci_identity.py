@@ -101,7 +101,7 @@ def test_grants_have_no_wildcard_actions_and_name_scoped_resources():
             for res in resources:
                 if res == "*":
                     # only actions without resource-level permissions (or before the ARN exists)
-                    assert sid in {"AutoScaling", "AutoScalingRead", "KeyCreate", "KeyList", "ParametersList"}, (role, sid)
+                    assert sid in {"AutoScaling", "AutoScalingRead", "KeyCreate", "KeyList", "ParametersList", "RolloutMetrics"}, (role, sid)
     # roles the apply role may create are the env's own: its IAM path, not a name prefix
     assert grants()["roles"] == "${local.arn}:iam::${local.account}:role${var.role_path}*"
     passed = grants()["apply_grants"]["PassRoles"]["condition"]["StringEquals"]["iam:PassedToService"]
@@ -204,6 +204,7 @@ variables {
   region               = "eu-west-1"
   repository           = "acme/api"
   role_path            = "/demo/prod/"
+  rollout_records_prefix = "deployctl/rollouts/prod/"
   state_bucket         = "demo-tfstate-123456789012-eu-west-1"
   state_key            = "demo/prod/terraform.tfstate"
 }
