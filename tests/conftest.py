@@ -8,11 +8,19 @@ same way deployctl reaches AWS. One server per session; `moto_reset` clears it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+# scripts/test runs several pytest processes in the background, and a non-interactive shell starts
+# background commands with SIGINT ignored; an ignored signal stays ignored across exec, so every
+# child a test starts (the deployctl CLI, terraform stand-ins) would ignore the Ctrl-C the test sends
+# it. Python's own SIGINT handling here means children start with the default disposition again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_CREDENTIALS = {
