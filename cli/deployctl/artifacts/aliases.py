@@ -92,7 +92,7 @@ def render_history(history: list[str], note: str | None = None) -> str:
 
 
 def needs_confirmation(cfg: EnvConfig) -> bool:
-    return cfg.name == "prod" or bool(cfg.get("protection.deletion_protection"))
+    return cfg.protected  # one rule: EnvConfig.protected
 
 
 def _result(cfg: EnvConfig, function: str, physical: str, before: AliasState, after: AliasState,

@@ -30,4 +30,4 @@ def account_guard(cfg: EnvConfig, *, needed: bool) -> dict:
 
 def is_protected(cfg: EnvConfig) -> bool:
     """prod (or any env with deletion protection) needs confirmation and --allow-destroy."""
-    return cfg.name == "prod" or bool(cfg.get("protection.deletion_protection"))
+    return cfg.protected  # one rule: EnvConfig.protected
