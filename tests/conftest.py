@@ -38,6 +38,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache_dir(tmp_path_factory):
+    """deployctl's per-user files under XDG_CACHE_HOME (the gate cache's key) live in a session tmp
+    dir, never the real ~/.cache; the runtime SDK install stays where it was (it is slow to make)."""
+    from deployctl.local import runtime
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(runtime.SDK_CACHE_ENV, str(runtime.sdk_cache_root()))
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _cwd_is_the_checkout(monkeypatch):
     """deployctl finds its project from the working directory (there is no other fallback):

@@ -10,29 +10,38 @@ The gate's configuration is one versioned file, ``policy/gate.toml``:
 
 A failed check that is neither hard nor waived is reported as a warning.
 checkov's own inline skips (``#checkov:skip=ID:reason``) must carry a reason
-too; one without is a gate failure. Results of a source scan are cached by a
-hash of the scanned files and the checkov executable; the gate is applied on
-every run.
+too; one without is a gate failure.
+
+checkov's raw findings are cached (:mod:`deployctl.infra.gatecache`, authenticated entries in the
+env's work dir) under a digest of exactly what checkov reads and the checkov version: for the
+source, the Terraform sources scanned (never the files deployctl renders: checkov is not shown
+them); for a plan, the plan JSON without its timestamp, the sources enrichment reads, and
+``policy/gate.toml``. The gate (hard-fail list, waivers, the unknown-key explanation) is applied
+to them on every run, so a hit gives the same findings as a scan.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deployctl import runner
 from deployctl.errors import ConfigError, OperationFailed, ToolMissing
-from deployctl.fsutil import atomic_write
+from deployctl.infra.gatecache import GateCache
+from deployctl.infra.render import BACKEND_FILE, TFVARS_FILE
 from deployctl.tools import CHECKOV_INSTALL
 
 GATE_FILE = Path("policy") / "gate.toml"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # of what the digests below cover: a change here invalidates every entry
 _NO_REASON = {"", "no comment provided"}
 
 
@@ -241,59 +250,190 @@ def _checkov(binary: str, args: list[str], cwd: Path) -> list[dict]:
     return parse_checkov_output(res.stdout)
 
 
-SCANNED_SUFFIXES = (".tf", ".tf.json", ".tfvars", ".tfvars.json", ".hcl", ".json", ".tpl", ".yaml", ".yml")
+# -- what checkov reads, and the digests the cache keys on ---------------------------------------
+
+# deployctl renders these into the env root; the source scan never sees them (the plan gate
+# judges the rendered values), so a publish or a re-render does not send it back to checkov
+GENERATED_FILES = frozenset({TFVARS_FILE, BACKEND_FILE})
 
 
-def tree_hash(root: Path, paths: list[Path], extra: list[str]) -> str:
-    """sha256 over every scannable file under ``paths`` (names relative to ``root``, and bytes) and ``extra``."""
-    h = hashlib.sha256()
-    h.update(f"deployctl-gate-cache-{CACHE_VERSION}\0".encode())
-    for s in extra:
-        h.update(s.encode() + b"\0")
-    for base in paths:
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for p in files:
-            if ".terraform" in p.parts or not p.name.endswith(SCANNED_SUFFIXES) or p.name == ".terraform.lock.hcl":
-                continue
-            h.update(_rel(str(p), root).encode() + b"\0")
-            h.update(hashlib.sha256(p.read_bytes()).digest())
+def read_by_checkov(name: str) -> bool:
+    """Whether checkov's terraform parser reads a file of this name (checkov 3: ``.tf``, ``.tf.json``,
+    ``.hcl``, ``terraform.tfvars[.json]``, ``*.auto.tfvars[.json]``; names starting with a dot never)."""
+    if name.startswith("."):
+        return False
+    return name.endswith((".tf", ".tf.json", ".hcl", ".auto.tfvars", ".auto.tfvars.json")) or name in {
+        "terraform.tfvars", "terraform.tfvars.json"}
+
+
+def terraform_files(base: Path, root: Path, *, skip: frozenset[str] = frozenset()) -> dict[str, Path]:
+    """Relative name -> path of every file under ``base`` that checkov reads, as checkov walks it
+    (directories starting with a dot, such as ``.terraform``, are not entered; neither are symlinked ones)."""
+    if base.is_file():
+        return {_rel(str(base), root): base} if read_by_checkov(base.name) and base.name not in skip else {}
+    found: dict[str, Path] = {}
+    for here, dirs, files in os.walk(base):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if read_by_checkov(name) and name not in skip:
+                p = Path(here) / name
+                found[_rel(str(p), root)] = p
+    return found
+
+
+def _digest_files(h, files: dict[str, bytes]) -> None:
+    h.update(f"{len(files)}\0".encode())
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(real: str, binary: str, stamp: tuple) -> str:
+    installed = _installed_checkov(Path(real))
+    if installed:
+        return f"{installed} at {real}"
+    # not a Python install we can read (a wrapper, a packaged binary): ask it
+    res = runner.run([binary, "--version"], env={"BC_SKIP_MAPPING": "TRUE"}, timeout=300)
+    with open(real, "rb") as fh:
+        content = hashlib.sha256(fh.read()).hexdigest()
+    return f"checkov --version: {res.stdout.strip()[:200]} (exit {res.returncode}) at {real} sha256 {content}"
+
+
+_TRAMPOLINE = re.compile(r"""^'''exec' "?([^"\s]+)"?""")  # pip's console script form for a long shebang
+
+
+def _installed_checkov(script: Path) -> str | None:
+    """The version and install record of checkov behind a Python console script (its shebang's
+    environment, ``checkov-*.dist-info``): what ``checkov --version`` reports, without starting it."""
+    try:
+        with open(script, "rb") as fh:
+            text = fh.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    lines = text.splitlines()
+    if len(lines) < 2 or not lines[0].startswith("#!") or "from checkov.main import" not in text:
+        return None
+    interp = (lines[0][2:].split() or [""])[0]
+    trampoline = _TRAMPOLINE.match(lines[1])
+    if Path(interp).name in {"sh", "bash"} and trampoline:
+        interp = trampoline.group(1)
+    if not Path(interp).name.startswith("python"):
+        return None
+    dists = list(Path(interp).parent.parent.glob("lib/python3*/site-packages/checkov-*.dist-info"))
+    if len(dists) != 1:
+        return None
+    try:
+        meta = (dists[0] / "METADATA").read_text(encoding="utf-8", errors="replace")
+        record = hashlib.sha256((dists[0] / "RECORD").read_bytes()).hexdigest()
+    except OSError:
+        return None
+    version = next((line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Version:")), "")
+    return f"checkov {version} (installed files: RECORD sha256 {record})" if version else None
+
+
+def checkov_identity(binary: str) -> str:
+    """Which checkov ``binary`` is, for a cache key: its version (read from its install, else from
+    ``--version``) and its install record, not just its path."""
+    path = runner.get_runner().which(binary)
+    if path is None:
+        return f"missing: {binary}"  # nothing is ever stored under this: the scan raises ToolMissing
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return f"unreadable: {real}"
+    return _identity(real, binary, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+def source_digest(files: dict[str, bytes], targets: list[str], checkov_id: str) -> str:
+    """What the source gate's findings depend on: the bytes checkov is shown, where, and the checkov version."""
+    h = hashlib.sha256(f"deployctl-gate-cache-source-{CACHE_VERSION}\0{checkov_id}\0".encode())
+    h.update(_canonical({"targets": targets}))
+    _digest_files(h, files)
     return h.hexdigest()
+
+
+# top-level fields of `terraform show -json` that differ between two plans of the same state and
+# configuration (two no-change plans of one root differ in "timestamp" only, terraform 1.11)
+VOLATILE_PLAN_FIELDS = frozenset({"timestamp"})
+
+
+def plan_digest(root: Path, doc: dict, target: str, source_dir: Path | None, gate: GateConfig,
+                checkov_id: str) -> str:
+    """What the plan gate's findings depend on: the plan (without its volatile fields), where its JSON
+    lies (a finding not located in a ``.tf`` names it), the sources enrichment and
+    :func:`locate_plan_findings` read, ``policy/gate.toml``, and the checkov version."""
+    h = hashlib.sha256(f"deployctl-gate-cache-plan-{CACHE_VERSION}\0{checkov_id}\0".encode())
+    h.update(_canonical({"target": target, "source_dir": _rel(str(source_dir), root) if source_dir else None,
+                         "policy": [str(gate.path) if gate.path else None, gate.text]}))
+    h.update(hashlib.sha256(_canonical({k: v for k, v in doc.items() if k not in VOLATILE_PLAN_FIELDS})).digest())
+    _digest_files(h, {name: p.read_bytes() for name, p in terraform_files(enrichment_root(root), root).items()})
+    if source_dir is not None:
+        located = {}
+        for directory in _module_dirs({"configuration": doc.get("configuration") or {}}, source_dir).values():
+            for p in sorted(directory.glob("*.tf")):
+                located[_rel(str(p), root)] = p.read_bytes()
+        _digest_files(h, located)
+    return h.hexdigest()
+
+
+def _payload(failed: list[Finding], skipped: list[Finding]) -> dict:
+    return {"failed": [asdict(f) for f in failed], "skipped": [asdict(f) for f in skipped]}
+
+
+def _cached_findings(cache: GateCache | None, kind: str, digest: str | None) -> tuple[list[Finding], list[Finding]] | None:
+    if cache is None or digest is None:
+        return None
+    payload = cache.get(kind, digest)
+    if payload is None:
+        return None
+    try:
+        return _findings(payload["failed"]), _findings(payload["skipped"])
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def scan_source(root: Path, targets: list[Path], *, checkov: str, cache_dir: Path | None, gate: GateConfig | None = None) -> GateResult:
     """checkov on Terraform directories (offline), through the gate.
 
-    checkov's raw findings are cached by a hash of the scanned files and the
-    checkov executable; the gate (hard-fail list, waivers) is applied on every
-    run, so editing policy/gate.toml takes effect without a rescan.
+    checkov scans a private copy of exactly the files it would read there, minus the ones deployctl
+    renders (:data:`GENERATED_FILES`: the plan gate judges rendered values); its raw findings are
+    cached under a digest of those bytes and the checkov version. The gate (hard-fail list, waivers)
+    is applied on every run, so editing policy/gate.toml takes effect without a rescan.
     """
     gate = gate or load_gate(root)
-    checkov_path = runner.get_runner().which(checkov) or checkov
-    key = tree_hash(root, targets, [os.path.realpath(checkov_path)])
     names = [_rel(str(t), root) for t in targets]
-    cache_file = cache_dir / f"checkov-{key[:32]}.json" if cache_dir else None
-    raw = None
-    if cache_file and cache_file.is_file():
+    paths: dict[str, Path] = {}
+    for t in targets:
+        paths.update(terraform_files(t, root, skip=GENERATED_FILES))
+    files = {name: p.read_bytes() for name, p in paths.items()}
+    cache = GateCache.open(cache_dir)
+    digest = source_digest(files, names, checkov_identity(checkov)) if cache else None
+    hit = _cached_findings(cache, "source", digest)
+    if hit is not None:
+        failed, skipped = hit
+    else:
+        staged = Path(tempfile.mkdtemp(prefix="deployctl-scan-"))
         try:
-            raw = json.loads(cache_file.read_text(encoding="utf-8"))
-            failed, skipped = _findings(raw["failed"]), _findings(raw["skipped"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raw = None
-    cached = raw is not None
-    if raw is None:
-        args = ["--framework", "terraform"]
-        for t in targets:
-            args += ["-d", str(t)]
-        docs = _checkov(checkov, args, cwd=root)
-        failed, skipped = collect(docs, root)
-        if cache_file:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            for old in cache_file.parent.glob("checkov-*.json"):
-                old.unlink(missing_ok=True)
-            atomic_write(cache_file, json.dumps({"failed": [asdict(f) for f in failed],
-                                                 "skipped": [asdict(f) for f in skipped]}, indent=1, sort_keys=True))
+            for name, data in files.items():
+                (staged / name).parent.mkdir(parents=True, exist_ok=True)
+                (staged / name).write_bytes(data)
+            args = ["--framework", "terraform"]
+            for name in names:
+                (staged / name).mkdir(parents=True, exist_ok=True)
+                args += ["-d", str(staged / name)]
+            docs = _checkov(checkov, args, cwd=staged)
+            failed, skipped = collect(docs, staged)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        if cache is not None and digest is not None:
+            cache.put("source", digest, _payload(failed, skipped))
     result = evaluate("source", names, failed, skipped, gate)
-    result.cached = cached
+    result.cached = hit is not None
     return result
 
 
@@ -380,35 +520,49 @@ def locate_plan_findings(findings: list[Finding], doc: dict, env_dir: Path, root
 
 
 def scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | None = None,
-              source_dir: Path | None = None) -> GateResult:
+              source_dir: Path | None = None, doc: dict | None = None, cache_dir: Path | None = None) -> GateResult:
     """checkov on ``terraform show -json`` output, enriched from our Terraform (so inline skips apply).
 
+    ``doc``: that JSON already parsed (it is read from ``plan_json`` otherwise); checkov reads the file.
     ``source_dir``: the env root that was planned; findings then name the ``.tf`` file and lines of
     the block that declares each resource instead of the plan JSON.
+    ``cache_dir``: where verdicts may be cached (:mod:`deployctl.infra.gatecache`); None: checkov runs.
+    ``result.cached`` says whether checkov's findings came from there.
 
     When the plan creates or replaces a KMS key, the encryption checks that failed
     on resources whose key ARN is therefore unknown are explained (``unknown_key``,
     and each finding's ``reason``); they still fail the gate.
     """
     gate = gate or load_gate(root)
-    doc = json.loads(plan_json.read_text(encoding="utf-8"))
+    if doc is None:
+        doc = json.loads(plan_json.read_text(encoding="utf-8"))
+    target = _rel(str(plan_json), root)
     if not plan_has_resources(doc):
         # nothing for checkov to look at (outputs/locals only); saves a checkov start-up
-        result = evaluate("plan", [_rel(str(plan_json), root)], [], [], gate)
+        result = evaluate("plan", [target], [], [], gate)
         result.targets.append("(no resources: not scanned)")
         return result
     keys, unknown = kms_key_changes(doc), unknown_kms_addresses(doc)
+    cache = GateCache.open(cache_dir)
+    digest = plan_digest(root, doc, target, source_dir, gate, checkov_identity(checkov)) if cache else None
     # the plan JSON may hold secrets: keep only addresses and the module tree
     located_doc = {"configuration": doc.get("configuration") or {}}
     del doc
-    args = ["-f", str(plan_json), "--framework", "terraform_plan",
-            "--repo-root-for-plan-enrichment", str(enrichment_root(root))]
-    docs = _checkov(checkov, args, cwd=root)
-    failed, skipped = collect(docs, root)
-    if source_dir is not None:
-        locate_plan_findings(failed + skipped, located_doc, source_dir, root)
+    hit = _cached_findings(cache, "plan", digest)
+    if hit is not None:
+        failed, skipped = hit
+    else:
+        args = ["-f", str(plan_json), "--framework", "terraform_plan",
+                "--repo-root-for-plan-enrichment", str(enrichment_root(root))]
+        docs = _checkov(checkov, args, cwd=root)
+        failed, skipped = collect(docs, root)
+        if source_dir is not None:
+            locate_plan_findings(failed + skipped, located_doc, source_dir, root)
+        if cache is not None and digest is not None:
+            cache.put("plan", digest, _payload(failed, skipped))  # findings only: no value of the plan
     del located_doc
-    result = evaluate("plan", [_rel(str(plan_json), root)], failed, skipped, gate)
+    result = evaluate("plan", [target], failed, skipped, gate)
+    result.cached = hit is not None
     explain_unknown_key(result, keys, unknown)
     return result
 

@@ -80,6 +80,9 @@ class PlanOutcome:
     # sha256 of the tfplan this process planned, summarized and gated: the one digest apply can
     # trust without re-deriving, when the same process applies it (up, destroy)
     plan_sha256: str = ""
+    # the plan gate's findings came from the verdict cache, not from checkov in this process:
+    # apply then derives the verdict again (a cache entry is no more trusted than the bundle)
+    plan_gate_cached: bool = False
 
     def as_dict(self) -> dict:
         return {
@@ -89,12 +92,17 @@ class PlanOutcome:
         }
 
 
-def gate_plan(settings: Settings, cfg: EnvConfig, plan_json: Path) -> gate_mod.GateResult:
-    """The plan gate: checkov on a plan's JSON with the repository's own ``policy/gate.toml``.
+def gate_plan(settings: Settings, cfg: EnvConfig, plan_json: Path, doc: dict, *,
+              use_cache: bool) -> gate_mod.GateResult:
+    """The plan gate: checkov on a plan's JSON (``doc``, already parsed; checkov reads ``plan_json``)
+    with the repository's own ``policy/gate.toml``.
 
-    The one place both ``plan`` and ``apply`` judge a plan (a verdict cache would sit here)."""
+    The one place both ``plan`` and ``apply`` judge a plan. ``use_cache``: the verdict may come from
+    the env's gate cache (``plan``); apply passes False and always runs checkov (docs/security.md,
+    "The gate verdict cache")."""
     return gate_mod.scan_plan(cfg.root, plan_json, checkov=settings.checkov(cfg), gate=gate_mod.load_gate(cfg.root),
-                              source_dir=cfg.env_dir)
+                              source_dir=cfg.env_dir, doc=doc,
+                              cache_dir=cfg.work_dir / "cache" if use_cache else None)
 
 
 def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = False,
@@ -146,13 +154,13 @@ def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destr
     tf.plan(planfile, targets=targets, destroy=destroy)
     plan_sha256 = plan_mod.sha256_file(planfile)
     doc = tf.show_json(planfile)
-    bundle.write_json(plan_mod.PLAN_JSON, doc, secret=True)
-    del doc  # secret: never kept around, never printed
-    summary = plan_mod.summarize(bundle.read_json(plan_mod.PLAN_JSON))
+    bundle.write_json(plan_mod.PLAN_JSON, doc, secret=True)  # for checkov, and the reviewer
+    summary = plan_mod.summarize(doc)
     bundle.write_json(plan_mod.SUMMARY_JSON, summary)
 
     ui.step("checkov on the plan JSON")
-    plan_gate = gate_plan(settings, cfg, bundle.path(plan_mod.PLAN_JSON))
+    plan_gate = gate_plan(settings, cfg, bundle.path(plan_mod.PLAN_JSON), doc, use_cache=True)
+    del doc  # secret: never kept around, never printed
     bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict(), "plan": plan_gate.as_dict()})
     bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source, plan_gate]), encoding="utf-8")
 
@@ -185,7 +193,7 @@ def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destr
     })
     outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
                           account, findings=source.findings + plan_gate.findings, destroy=destroy,
-                          plan_sha256=plan_sha256)
+                          plan_sha256=plan_sha256, plan_gate_cached=plan_gate.cached)
     if not plan_gate.passed and plan_gate.unknown_key:
         message, hint = gate_mod.unknown_key_error(plan_gate, cfg.name, foundation=foundation)
         raise PolicyFailed(message, where=str(bundle.path(plan_mod.POLICY_JUNIT)), hint=hint)
@@ -225,7 +233,8 @@ def run_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool
 
     ``planned``: the outcome of ``run_plan`` in this same process (``up``, ``destroy``): its summary
     and gates were derived from the tfplan whose sha256 it holds, so a copy with that digest is
-    not derived again. ``confirmed``: the caller (destroy) already asked, after showing it.
+    not derived again, unless its plan verdict came from the gate cache (then it is derived, and
+    checkov runs on the copy). ``confirmed``: the caller (destroy) already asked, after showing it.
     """
     with envlock.hold(cfg.work_dir, "apply", env=cfg.name, ui=ui):
         return _apply(settings, cfg, ui, allow_destroy=allow_destroy, confirmed=confirmed, planned=planned)
@@ -265,8 +274,8 @@ def derive(settings: Settings, cfg: EnvConfig, ui: UI, tf: Terraform, planfile: 
     summary = plan_mod.summarize(doc)
     plan_json = planfile.parent / plan_mod.PLAN_JSON
     atomic_write(plan_json, json.dumps(doc), mode=0o600)  # secret, in the private dir, removed after apply
+    verdict = gate_plan(settings, cfg, plan_json, doc, use_cache=False)  # never the cache: see gate_plan
     del doc
-    verdict = gate_plan(settings, cfg, plan_json)
     if not verdict.passed:
         raise Refused(
             f"the saved plan fails the plan policy gate: {len(verdict.blocking)} blocking finding(s) "
@@ -306,8 +315,8 @@ def _apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool, c
             atomic_write(cfg.env_dir / ".terraform.lock.hcl", snapshot.lock)
         ui.step(f"{tfv.name} {tfv.version}: init")
         tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
-        if planned is not None:
-            summary = planned.summary
+        if planned is not None and not planned.plan_gate_cached:
+            summary = planned.summary  # planned and judged by checkov in this process
         else:
             summary = derive(settings, cfg, ui, tf, planfile, snapshot, rendered.tfvars,
                              destroy=is_destroy, foundation=foundation)["summary"]
