@@ -356,3 +356,20 @@ def test_a_publish_and_a_re_render_do_not_rescan_the_source_but_a_tf_change_does
         runner.set_runner(previous)
     staged = [a for a in scanned.value.args[0] if "deployctl-scan-" in a]
     assert [os.path.basename(a) for a in staged] == ["modules", "dev"]
+
+
+def test_the_source_scan_is_shown_the_sources_only_each_under_its_own_name(tmp_path):
+    """prod's and staging's .tf files are symlinks to dev's: each is scanned as the env's own file."""
+    root = tmp_path / "p"
+    dev, prod = root / "terraform" / "envs" / "dev", root / "terraform" / "envs" / "prod"
+    dev.mkdir(parents=True)
+    prod.mkdir()
+    (dev / "main.tf").write_text(ENV_MAIN)
+    (prod / "main.tf").symlink_to("../dev/main.tf")
+    for generated in ("deployctl.auto.tfvars.json", "backend.hcl", "artifacts.json", ".terraform.lock.hcl"):
+        (prod / generated).write_text("{}")
+    (prod / ".terraform" / "modules").mkdir(parents=True)
+    (prod / ".terraform" / "modules" / "x.tf").write_text("")
+    (prod / "extra.auto.tfvars").write_text('a = "b"\n')  # not deployctl's: checkov reads it, so it is shown
+    files = gate.terraform_files(prod, root, skip=gate.GENERATED_FILES)
+    assert sorted(files) == ["terraform/envs/prod/extra.auto.tfvars", "terraform/envs/prod/main.tf"]

@@ -270,15 +270,23 @@ def terraform_files(base: Path, root: Path, *, skip: frozenset[str] = frozenset(
     """Relative name -> path of every file under ``base`` that checkov reads, as checkov walks it
     (directories starting with a dot, such as ``.terraform``, are not entered; neither are symlinked ones)."""
     if base.is_file():
-        return {_rel(str(base), root): base} if read_by_checkov(base.name) and base.name not in skip else {}
+        return {_name(base, root): base} if read_by_checkov(base.name) and base.name not in skip else {}
     found: dict[str, Path] = {}
     for here, dirs, files in os.walk(base):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if read_by_checkov(name) and name not in skip:
                 p = Path(here) / name
-                found[_rel(str(p), root)] = p
+                found[_name(p, root)] = p
     return found
+
+
+def _name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as written (a symlinked file keeps its own name, not its target's)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return _rel(str(path), root)
 
 
 def _digest_files(h, files: dict[str, bytes]) -> None:
@@ -406,7 +414,7 @@ def scan_source(root: Path, targets: list[Path], *, checkov: str, cache_dir: Pat
     is applied on every run, so editing policy/gate.toml takes effect without a rescan.
     """
     gate = gate or load_gate(root)
-    names = [_rel(str(t), root) for t in targets]
+    names = [_name(t, root) for t in targets]
     paths: dict[str, Path] = {}
     for t in targets:
         paths.update(terraform_files(t, root, skip=GENERATED_FILES))
