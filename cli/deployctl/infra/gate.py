@@ -434,7 +434,7 @@ def scan_source(root: Path, targets: list[Path], *, checkov: str, cache_dir: Pat
             for name in names:
                 (staged / name).mkdir(parents=True, exist_ok=True)
                 args += ["-d", str(staged / name)]
-            docs = _checkov(checkov, args, cwd=staged)
+            docs = _checkov(checkov, args, cwd=root)  # as for the plan: a relative --checkov-bin, checkov config
             failed, skipped = collect(docs, staged)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
