@@ -340,13 +340,46 @@ def test_update_that_ends_failed(world):
         return conf
 
     after_update = {"seen": False}
-    world.proxy.rules.append(Rule(lambda_op("PUT", "/code", "beta"), "after",
-                                  after=lambda: after_update.update(seen=True)))
+
+    def in_progress(conf: dict) -> dict:  # as AWS answers an update: InProgress; the poll then sees it fail
+        after_update["seen"] = True
+        conf["LastUpdateStatus"] = "InProgress"
+        return conf
+
+    world.proxy.rules.append(Rule(lambda_op("PUT", "/code", "beta"), "rewrite", rewrite=in_progress))
     world.proxy.rules.append(Rule(lambda r: after_update["seen"] and lambda_op("GET", "/configuration", "beta")(r)
                                   and "Qualifier" not in r.path, "rewrite", rewrite=failed))
     with pytest.raises(OperationFailed, match=r"ended Failed \(InvalidZipFileException\)"):
         publish.publish(world.cfg, deploy=True)
     world.unchanged()
+
+
+def test_an_update_answered_failed_is_not_published_and_changes_nothing(world):
+    def failed(conf: dict) -> dict:
+        conf.update(LastUpdateStatus="Failed", LastUpdateStatusReason="bad zip",
+                    LastUpdateStatusReasonCode="InvalidZipFileException")
+        return conf
+
+    world.proxy.rules.append(Rule(lambda_op("PUT", "/code", "gamma"), "rewrite", rewrite=failed))
+    with pytest.raises(OperationFailed, match=r"code update of 'demo-dev-gamma' ended Failed \(InvalidZipFileException\)"):
+        publish.publish(world.cfg, deploy=True)
+    assert not [p for m, p, _a in world.proxy.log if m == "POST" and p.endswith("demo-dev-gamma/versions")]
+    world.unchanged()
+
+
+def test_an_update_answered_successful_is_not_polled_and_each_alias_is_read_once(world):
+    """The update's own answer says Successful: no GetFunctionConfiguration after it; the staging
+    move is guarded by the RevisionId of the one ListAliases read before the update."""
+    result = publish.publish(world.cfg, deploy=True)
+    assert all(not d["skipped"] for d in result["deployed"].values())
+    for fn in FUNCTIONS:
+        calls = [(m, p) for m, p, _a in world.proxy.log if f"/functions/demo-dev-{fn}/" in p + "/"]
+        assert calls == [("GET", f"/2015-03-31/functions/demo-dev-{fn}/configuration"),
+                         ("GET", f"/2015-03-31/functions/demo-dev-{fn}/aliases"),
+                         ("PUT", f"/2015-03-31/functions/demo-dev-{fn}/code"),
+                         ("POST", f"/2015-03-31/functions/demo-dev-{fn}/versions"),
+                         ("PUT", f"/2015-03-31/functions/demo-dev-{fn}/aliases/staging")], calls
+    assert snapshot(world.moto)["alpha:staging"][0] == "3"
 
 
 def test_code_sha256_mismatch_from_a_concurrent_deployer(world):
