@@ -134,6 +134,11 @@ def make_project(dest: Path) -> Path:
     text, n = re.subn(r'(?m)^account_id\s*=\s*"\d*".*$', f'account_id = "{MOTO_ACCOUNT}"', text)
     assert n == 1, "terraform/envs/dev/env.toml must set aws.account_id"
     (dest / "terraform/envs/dev/env.toml").write_text(text, encoding="utf-8")
+    # a checkout with a commit, as a user's: the provenance names it, and an artifact whose bytes the
+    # manifest already records with their documents (the layer) keeps them
+    git = ["git", "-C", str(dest), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bench project"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
     return dest
 
 

@@ -613,6 +613,48 @@ def publish(cfg: EnvConfig, functions: Sequence[str] | None = None, *, deploy: b
         return _publish(cfg, names, deploy, ui, preflight, after)
 
 
+class _Thread:
+    """``fn`` in a daemon thread; :meth:`result` joins it and returns its value or raises its error."""
+
+    def __init__(self, fn: Callable[[], Any], name: str):
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, daemon=True, name=name)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _build(cfg: EnvConfig, names: list[str], ui: UI) -> packaging.Build:
+    """The build; meanwhile the SBOM and provenance libraries are imported (the build mostly waits on
+    the runtime's Python compiling the bytecode)."""
+    from deployctl.artifacts import provenance, sbom
+
+    def preload() -> None:
+        sbom.preload()
+        provenance.preload()
+
+    imports = _Thread(preload, "publish-imports")
+    ui.step(f"packaging {len(names)} function(s)")
+    build = packaging.build(cfg, names)
+    try:
+        imports.result()
+    except ImportError:  # said where the documents are made
+        pass
+    return build
+
+
 def _reads(cfg: EnvConfig, names: list[str], deploy: bool) -> Prep:
     aws.check_account(cfg)
     prep = Prep(s3=aws.s3_client(cfg))
@@ -632,9 +674,13 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI, preflight: 
     current = manifest.load_manifest(cfg)  # fail early on a broken manifest
     background = Background(preflight, lambda: _reads(cfg, names, deploy))
     try:
-        src = check_source(cfg)
-        ui.step(f"packaging {len(names)} function(s)")
-        build = packaging.build(cfg, names)
+        if cfg.protected:  # its refusal comes before anything is built
+            src = check_source(cfg)
+            build = _build(cfg, names, ui)
+        else:  # git's answers and the build (each mostly waiting on a subprocess) side by side
+            source = _Thread(lambda: check_source(cfg), "publish-source")
+            build = _build(cfg, names, ui)
+            src = source.result()
         epoch = packaging.source_date_epoch()
         kept, made = _documents(cfg, build, src, epoch, current)
     except BaseException:
