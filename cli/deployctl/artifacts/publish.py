@@ -603,14 +603,17 @@ def publish(cfg: EnvConfig, functions: Sequence[str] | None = None, *, deploy: b
 
     ``preflight``: the caller's refusals (``publish-lambda``: the unfinished-rollout check), run
     before any AWS call of this run. ``after(deploys, lambda_client)``: what runs once the manifest is
-    written, in the same run and with the aliases as the deploy read them (``publish-lambda --promote``);
-    its return value is ``result["after"]``."""
+    written and the publish lock released, in the same process and with the aliases as the deploy read
+    them (``publish-lambda --promote``); its return value is ``result["after"]``."""
     ui = ui or UI()
     names = packaging.check_functions(cfg, functions)
     if deploy:
         wait_timeout()  # a bad DEPLOYCTL_LAMBDA_WAIT_S fails before anything is uploaded
     with manifest.locked(cfg):
-        return _publish(cfg, names, deploy, ui, preflight, after)
+        result, deploys, lam = _publish(cfg, names, deploy, ui, preflight)
+    if after is not None:  # outside the publish lock: a rollout's bakes must not hold it
+        result["after"] = after(deploys, lam)
+    return result
 
 
 class _Thread:
@@ -669,8 +672,8 @@ def _reads(cfg: EnvConfig, names: list[str], deploy: bool) -> Prep:
     return prep
 
 
-def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI, preflight: Callable[[], None] | None,
-             after: Callable[[list[Deploy], Any], Any] | None) -> dict:
+def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI,
+             preflight: Callable[[], None] | None) -> tuple[dict, list[Deploy], Any]:
     current = manifest.load_manifest(cfg)  # fail early on a broken manifest
     background = Background(preflight, lambda: _reads(cfg, names, deploy))
     try:
@@ -759,10 +762,7 @@ def _publish(cfg: EnvConfig, names: list[str], deploy: bool, ui: UI, preflight: 
     else:
         manifest.write_manifest(cfg, new)
 
-    result = _result(cfg, bucket, path, src, every_upload, uploads, layer_uploads, evidence, deploys)
-    if after is not None:
-        result["after"] = after(deploys, lam)
-    return result
+    return _result(cfg, bucket, path, src, every_upload, uploads, layer_uploads, evidence, deploys), deploys, lam
 
 
 def _result(cfg: EnvConfig, bucket: str, path: Any, src: source_mod.Source, every_upload: list[Upload],
