@@ -204,3 +204,15 @@ def test_bad_flag_values_are_one_line_usage_errors(dev, project):
     result = invoke(["promote", "--env", "dev"], project)
     assert result.exit_code == 2 and result.stderr == "error: Missing option '--function'. (see 'deployctl promote --help')\n"
     assert live(dev[1])["version"] == "1"
+
+
+def test_promote_imports_no_packaging_or_supply_chain_code():
+    """promote's process loads the light Lambda reads, not publish's packaging, SBOM and provenance code."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import deployctl.commands.artifacts, deployctl.artifacts.aliases, deployctl.delivery.rollout; "
+            "print(sorted(m for m in sys.modules if m.startswith(('deployctl.artifacts.publish', "
+            "'deployctl.artifacts.packaging', 'deployctl.artifacts.attest', 'cyclonedx', 'in_toto_attestation'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]", out

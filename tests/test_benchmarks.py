@@ -78,3 +78,20 @@ def test_bench_rollout_prints_its_overhead_next_to_the_bake_time_on_a_tiny_input
     assert rows["bake time watched"] == "1.00 s" and int(rows["polls"]) >= 2, proc.stdout
     assert 2 <= float(rows["AWS calls per poll (alarms + metrics + lease)"]) <= 4, proc.stdout
     assert rows["poll time / poll interval"].endswith("x") and rows["own time / bake time"].endswith("x")
+
+
+def test_bench_code_to_live_starts_its_moto_and_prints_its_table_on_one_run():
+    """One run of each variant (a moto subprocess, the stack made with boto3, a warm-up, then the
+    baseline script, the two commands and the one command) and the table with ratios and request counts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_code_to_live.py"), "--runs", "1"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line.split("  ")[0].strip(): line.split() for line in proc.stdout.splitlines()}
+    base = rows["boto3 script: zip, put_object, update_function_code, publish_version, update_alias"]
+    assert base[-2] == "1.00x" and base[-1] == "4", proc.stdout  # put, update code, publish, update alias
+    pair = rows["publish-lambda --deploy, then promote --yes (2 processes)"]
+    one = rows["publish-lambda --deploy --promote (1 process)"]
+    assert pair[-3].endswith("x") and one[-2].endswith("x"), proc.stdout
+    assert int(one[-1]) < int(pair[-2]), proc.stdout  # one process asks less than two
+    assert "target: <= 1.3x" in proc.stdout

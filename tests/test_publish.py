@@ -338,3 +338,88 @@ def test_progress_bar_only_on_a_terminal(cfg, monkeypatch):
     quiet = Tty()
     publish.publish(cfg, ui=UI(json_mode=True, err=quiet))
     assert "upload [" not in quiet.getvalue()
+
+
+# -- fewer requests, same guards -------------------------------------------------------------------
+
+
+def test_a_key_the_manifest_does_not_know_is_written_conditionally_and_kept_when_it_holds_the_bytes(cfg):
+    """A new key is written with If-None-Match: * at once (no HEAD first); if it holds these bytes
+    already (published from another checkout), it is kept: no second version."""
+    art = packaging.package(cfg, ["gamma"])[0]
+    key = f"lambda/gamma/{art.sha256}.zip"
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=art.path.read_bytes(), ChecksumSHA256=art.code_sha256,
+                  Metadata={"sha256": art.sha256})
+    result = publish.publish(cfg, ["gamma"])
+    assert result["functions"]["gamma"]["uploaded"] is False
+    assert len(s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]) == 1
+    assert manifest.load_manifest(cfg)["functions"]["gamma"]["key"] == key
+
+
+def test_an_unversioned_bucket_is_refused_from_the_upload_answer_and_nothing_is_recorded(project, aws_env):
+    """No GetBucketVersioning probe any more: an object without a VersionId is the refusal."""
+    terraform_applied(bucket=False)
+    boto3.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    cfg = load_env("dev", project)
+    before = alias_state()
+    with pytest.raises(OperationFailed, match=rf"artifact bucket '{BUCKET}' does not have versioning enabled "
+                                              r"\(S3 returned no VersionId for lambda/"):
+        publish.publish(cfg, deploy=True)
+    assert not manifest.manifest_path(cfg).exists() and alias_state() == before
+
+
+def test_a_missing_bucket_is_said_from_the_upload_and_nothing_is_recorded(project, aws_env):
+    """No HeadBucket probe any more: the upload's NoSuchBucket says it, in the same words."""
+    terraform_applied(bucket=False)
+    cfg = load_env("dev", project)
+    with pytest.raises(OperationFailed, match=f"artifact bucket '{BUCKET}' does not exist") as exc:
+        publish.publish(cfg, deploy=True)
+    assert "foundation" in exc.value.hint
+    assert not manifest.manifest_path(cfg).exists()
+
+
+def test_publish_deploy_promote_moves_live_in_the_same_run_as_promote_does(cfg, project):
+    result = invoke(["publish-lambda", "--env", "dev", "--function", "gamma", "--promote", "--json"], project)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["result"]
+    assert data["deployed"]["gamma"]["version"] == "2" and data["deployed"]["gamma"]["staging_before"] == "1"
+    [promoted] = data["promoted"]
+    assert promoted["before"] == {"version": "1", "weights": {}} and promoted["after"] == {"version": "2", "weights": {}}
+    state = alias_state()
+    assert state["gamma:staging"][0] == "2" and state["gamma:live"][0] == "2"
+    assert json.loads(state["gamma:live"][2]) == {"deployctl_previous": ["1"]}  # rollback finds version 1
+    assert state["alpha:live"][0] == "1"  # only the functions published
+    human = invoke(["publish-lambda", "--env", "dev", "--function", "gamma", "--promote"], project)
+    assert human.exit_code == 0, human.output
+    assert "v2 (unchanged)" in human.stdout and "live unchanged" in human.stdout
+
+
+def test_publish_promote_refuses_while_a_rollout_is_unfinished_and_changes_nothing(cfg, project):
+    """The unfinished-rollout refusal runs beside the build now: it still comes before any upload."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=cfg.state_bucket(), CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket=cfg.state_bucket(), Key="deployctl/rollouts/dev/gamma.json", Body=json.dumps(
+        {"function": "gamma", "function_name": "demo-dev-gamma", "from": "1", "to": "2", "step": 0,
+         "steps": [{"weight": 100, "bake_s": 0}], "deadline": "2999-01-01T00:00:00+00:00"}).encode())
+    before = alias_state()
+    result = invoke(["publish-lambda", "--env", "dev", "--function", "gamma", "--promote"], project)
+    assert result.exit_code == 4 and "unfinished rollout of gamma" in result.stderr, result.output
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+    assert alias_state() == before and not manifest.manifest_path(cfg).exists()
+
+
+def test_publish_promote_after_a_failed_deploy_moves_no_alias(cfg, project):
+    boto3.client("lambda").delete_function(FunctionName="demo-dev-gamma")
+    result = invoke(["publish-lambda", "--env", "dev", "--promote"], project)
+    assert result.exit_code == 1 and "function 'demo-dev-gamma' does not exist" in result.stderr, result.output
+    lam = boto3.client("lambda")
+    for fn in ("alpha", "beta"):
+        for alias in ("live", "staging"):
+            assert lam.get_alias(FunctionName=f"demo-dev-{fn}", Name=alias)["FunctionVersion"] == "1"
+    assert not manifest.manifest_path(cfg).exists()
+
+
+def test_strategy_belongs_to_promote(cfg, project):
+    result = invoke(["publish-lambda", "--env", "dev", "--strategy", "AllAtOnce"], project)
+    assert result.exit_code == 2 and "--strategy belongs to --promote" in result.stderr, result.output

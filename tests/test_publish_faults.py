@@ -340,13 +340,46 @@ def test_update_that_ends_failed(world):
         return conf
 
     after_update = {"seen": False}
-    world.proxy.rules.append(Rule(lambda_op("PUT", "/code", "beta"), "after",
-                                  after=lambda: after_update.update(seen=True)))
+
+    def in_progress(conf: dict) -> dict:  # as AWS answers an update: InProgress; the poll then sees it fail
+        after_update["seen"] = True
+        conf["LastUpdateStatus"] = "InProgress"
+        return conf
+
+    world.proxy.rules.append(Rule(lambda_op("PUT", "/code", "beta"), "rewrite", rewrite=in_progress))
     world.proxy.rules.append(Rule(lambda r: after_update["seen"] and lambda_op("GET", "/configuration", "beta")(r)
                                   and "Qualifier" not in r.path, "rewrite", rewrite=failed))
     with pytest.raises(OperationFailed, match=r"ended Failed \(InvalidZipFileException\)"):
         publish.publish(world.cfg, deploy=True)
     world.unchanged()
+
+
+def test_an_update_answered_failed_is_not_published_and_changes_nothing(world):
+    def failed(conf: dict) -> dict:
+        conf.update(LastUpdateStatus="Failed", LastUpdateStatusReason="bad zip",
+                    LastUpdateStatusReasonCode="InvalidZipFileException")
+        return conf
+
+    world.proxy.rules.append(Rule(lambda_op("PUT", "/code", "gamma"), "rewrite", rewrite=failed))
+    with pytest.raises(OperationFailed, match=r"code update of 'demo-dev-gamma' ended Failed \(InvalidZipFileException\)"):
+        publish.publish(world.cfg, deploy=True)
+    assert not [p for m, p, _a in world.proxy.log if m == "POST" and p.endswith("demo-dev-gamma/versions")]
+    world.unchanged()
+
+
+def test_an_update_answered_successful_is_not_polled_and_each_alias_is_read_once(world):
+    """The update's own answer says Successful: no GetFunctionConfiguration after it; the staging
+    move is guarded by the RevisionId of the one ListAliases read before the update."""
+    result = publish.publish(world.cfg, deploy=True)
+    assert all(not d["skipped"] for d in result["deployed"].values())
+    for fn in FUNCTIONS:
+        calls = [(m, p) for m, p, _a in world.proxy.log if f"/functions/demo-dev-{fn}/" in p + "/"]
+        assert calls == [("GET", f"/2015-03-31/functions/demo-dev-{fn}/configuration"),
+                         ("GET", f"/2015-03-31/functions/demo-dev-{fn}/aliases"),
+                         ("PUT", f"/2015-03-31/functions/demo-dev-{fn}/code"),
+                         ("POST", f"/2015-03-31/functions/demo-dev-{fn}/versions"),
+                         ("PUT", f"/2015-03-31/functions/demo-dev-{fn}/aliases/staging")], calls
+    assert snapshot(world.moto)["alpha:staging"][0] == "3"
 
 
 def test_code_sha256_mismatch_from_a_concurrent_deployer(world):
@@ -389,3 +422,37 @@ def test_promote_and_rollback_leave_live_alone_when_the_update_fails(world):
     with pytest.raises(OperationFailed, match="throttled"):
         aliases.rollback(world.cfg, "alpha")
     world.unchanged()
+
+
+# -- the requests of the code path to live -----------------------------------------------------------
+
+
+def test_promote_reads_the_aliases_once_and_trusts_the_answer_of_its_update(world):
+    """ListAliases (not GetFunction + GetAlias twice), the version's existence, one guarded UpdateAlias;
+    its answer is the result (no read-back)."""
+    result = aliases.promote(world.cfg, "beta")
+    assert result["after"] == {"version": "2", "weights": {}} and result["changed"]
+    calls = [(m, p) for m, p, _a in world.proxy.log if "/functions/demo-dev-beta" in p]
+    assert calls == [("GET", "/2015-03-31/functions/demo-dev-beta/aliases"),
+                     ("GET", "/2015-03-31/functions/demo-dev-beta/configuration"),
+                     ("PUT", "/2015-03-31/functions/demo-dev-beta/aliases/live")], calls
+    assert snapshot(world.moto)["beta:live"][0] == "2"
+
+
+def test_publish_deploy_promote_makes_each_request_once(world, project):
+    """One process for the pair: one STS check and one KMS lookup for the run, per function six Lambda
+    calls, each new object written once (If-None-Match, no HEAD first), the rollout records listed once."""
+    result = invoke(["publish-lambda", "--env", "dev", "--promote", "--json"], project)
+    assert result.exit_code == 0, result.output
+    log = [(m, p) for m, p, _a in world.proxy.log]
+    assert log.count(("POST", "/")) == 2  # sts:GetCallerIdentity and kms:DescribeKey, once each
+    assert sum(1 for m, p in log if m == "GET" and p.startswith("/demo-tfstate-")) == 1  # unfinished rollouts
+    puts = [p for m, p in log if m == "PUT" and p.startswith("/demo-dev-artifacts-")]
+    assert len(puts) == len(set(puts)) == 3 * len(FUNCTIONS)  # zip, SBOM, provenance of each new function zip
+    assert not [p for m, p in log if m == "HEAD"]  # every key was new: no HEAD before a conditional put
+    for fn in FUNCTIONS:
+        calls = [(m, p.rsplit("/", 1)[-1]) for m, p in log if f"/functions/demo-dev-{fn}/" in p + "/"]
+        assert calls == [("GET", "configuration"), ("GET", "aliases"), ("PUT", "code"), ("POST", "versions"),
+                         ("PUT", "staging"), ("PUT", "live")], calls
+    moto_now = snapshot(world.moto)
+    assert all(moto_now[f"{fn}:live"][0] == moto_now[f"{fn}:staging"][0] == "3" for fn in FUNCTIONS)

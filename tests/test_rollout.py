@@ -368,3 +368,24 @@ def test_sams_strategy_names_and_custom_steps_from_config(tmp_path):
     # the reason of an ignored alarm fits the alias Description (256 characters) with the history
     text = render_history([str(v) for v in range(20)], "ignored x: " + "why " * 100)
     assert len(text) <= 256 and parse_history(text)[:3] == ["0", "1", "2"] and parse_note(text).startswith("ignored x")
+
+
+def test_publish_lambda_promote_with_a_strategy_runs_the_same_watched_rollout(env):
+    """One process for publish and rollout: the record, the pre-traffic check and the steps of
+    `promote --strategy config`, after the deploy moved staging."""
+    s3, kms = env["s3"], _client(env["endpoint"], "kms")
+    bucket = f"{PREFIX}-artifacts-{ACCOUNT}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    kms.create_alias(AliasName=f"alias/{PREFIX}", TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    manifest = env["root"] / "terraform/envs/dev/artifacts.json"
+    try:
+        doc = run(env, "publish-lambda", "--function", "echo", "--promote", "--strategy", "config")
+    finally:
+        manifest.unlink(missing_ok=True)  # the module's project: other tests start without a manifest
+    deployed = doc["result"]["deployed"]["echo"]["version"]
+    (result,) = doc["result"]["promoted"]
+    assert result["outcome"] == "promoted" and result["strategy"] == "Quick" and result["to"] == deployed
+    assert result["pre_traffic"]["ok"] and result["pre_traffic"]["status_code"] == 200
+    assert [(s["weight"], s["outcome"]) for s in result["steps"]] == [(50, "passed"), (100, "passed")]
+    assert live(env)["version"] == deployed and record(env) is None

@@ -7,7 +7,10 @@ each promote, newest first (at most :data:`HISTORY_LIMIT`, within Lambda's
 ``rollback`` pops it and points ``live`` back at it with no canary routing.
 
 Every change is one ``UpdateAlias`` call guarded by the alias' RevisionId, so a
-failure leaves the alias as it was.
+failure leaves the alias as it was; its answer is the alias after the change (it is not read
+again). ``promote`` reads the function's aliases in one ``ListAliases`` (a missing function is
+said as such) and checks that the target version exists, unless its caller has just published it
+(``publish-lambda --deploy --promote``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl import aws, naming
-from deployctl.artifacts.packaging import check_functions
-from deployctl.artifacts.publish import get_alias, get_function, revision_guard
+from deployctl.artifacts.lambdas import check_functions, get_function, list_aliases, revision_guard
 from deployctl.config import EnvConfig
 from deployctl.errors import OperationFailed, Refused, UsageError
 from deployctl.ui import UI
@@ -110,20 +112,27 @@ def _result(cfg: EnvConfig, function: str, physical: str, before: AliasState, af
     }
 
 
-def _apply(lam: Any, physical: str, live: dict | None, after: AliasState, history: list[str]) -> None:
+def _apply(lam: Any, physical: str, live: dict | None, after: AliasState, history: list[str]) -> AliasState:
+    """Move live; returns the alias as the update answered it."""
     routing = {"AdditionalVersionWeights": after.weights}
     description = render_history(history)
     if live is None:
-        lam.create_alias(FunctionName=physical, Name=naming.LIVE_ALIAS, FunctionVersion=after.version,
-                         RoutingConfig=routing, Description=description)
+        answer = lam.create_alias(FunctionName=physical, Name=naming.LIVE_ALIAS, FunctionVersion=after.version,
+                                  RoutingConfig=routing, Description=description)
     else:
-        lam.update_alias(FunctionName=physical, Name=naming.LIVE_ALIAS, FunctionVersion=after.version,
-                         RoutingConfig=routing, Description=description, **revision_guard(live))
+        answer = lam.update_alias(FunctionName=physical, Name=naming.LIVE_ALIAS, FunctionVersion=after.version,
+                                  RoutingConfig=routing, Description=description, **revision_guard(live))
+    return AliasState.of(answer)
 
 
 def promote(cfg: EnvConfig, function: str, *, version: str | None = None, weight: int | None = None,
-            ui: UI | None = None) -> dict:
-    """Point live at ``version`` (default: staging's); with ``weight``, only PCT % of traffic."""
+            ui: UI | None = None, lam: Any = None, aliases_now: dict[str, dict] | None = None,
+            published: bool = False) -> dict:
+    """Point live at ``version`` (default: staging's); with ``weight``, only PCT % of traffic.
+
+    ``aliases_now``: the function's aliases as the caller read them just before (their RevisionId
+    guards the move); ``published``: the caller has just published ``version`` (no need to check
+    that it exists). Both from ``publish-lambda --deploy --promote``."""
     ui = ui or UI()
     check_functions(cfg, [function])
     physical = naming.function_name(cfg, function)
@@ -132,13 +141,15 @@ def promote(cfg: EnvConfig, function: str, *, version: str | None = None, weight
                          hint="pass the number of a published version, e.g. --version 3")
     if weight is not None and not 1 <= weight <= 99:
         raise UsageError(f"--weight must be between 1 and 99, found {weight}", where="--weight")
+    if published and version is None:
+        raise UsageError("published=True needs the version that was published")
     aws.check_account(cfg)
-    lam = aws.client("lambda", cfg.region)
+    lam = lam or aws.client("lambda", cfg.region)
     with aws.errors(f"promote {function}", physical):
-        get_function(lam, physical)
-        live = get_alias(lam, physical, naming.LIVE_ALIAS)
+        current = aliases_now if aliases_now is not None else list_aliases(lam, physical)
+        live = current.get(naming.LIVE_ALIAS)
         if version is None:
-            staging = get_alias(lam, physical, naming.STAGING_ALIAS)
+            staging = current.get(naming.STAGING_ALIAS)
             if staging is None or not str(staging.get("FunctionVersion", "")).isdigit():
                 raise Refused(
                     f"the staging alias of '{physical}' points at no published version",
@@ -146,7 +157,8 @@ def promote(cfg: EnvConfig, function: str, *, version: str | None = None, weight
                 )
             version = staging["FunctionVersion"]
         target = str(version)
-        get_function(lam, physical, target)  # the version must exist
+        if not published:
+            get_function(lam, physical, target)  # the version must exist
         before = AliasState.of(live)
         history = parse_history(live.get("Description") if live else None)
         if weight is not None:
@@ -168,8 +180,7 @@ def promote(cfg: EnvConfig, function: str, *, version: str | None = None, weight
         ui.info(f"{physical} live: {before.describe()} -> {after.describe()}")
         if needs_confirmation(cfg):
             ui.confirm(f"Move live of {physical} in {cfg.name}?", what=f"promoting {function} in {cfg.name}")
-        _apply(lam, physical, live, after, new_history)
-        result = AliasState.of(get_alias(lam, physical, naming.LIVE_ALIAS))
+        result = _apply(lam, physical, live, after, new_history)
     if result != after:
         raise OperationFailed(f"live of '{physical}' is at {result.describe()} after the update, expected {after.describe()}",
                               hint="someone else moved it meanwhile; check and re-run")
@@ -184,8 +195,7 @@ def rollback(cfg: EnvConfig, function: str, *, ui: UI | None = None) -> dict:
     aws.check_account(cfg)
     lam = aws.client("lambda", cfg.region)
     with aws.errors(f"roll back {function}", physical):
-        get_function(lam, physical)
-        live = get_alias(lam, physical, naming.LIVE_ALIAS)
+        live = list_aliases(lam, physical).get(naming.LIVE_ALIAS)
         history = parse_history(live.get("Description") if live else None)
         if live is None or not history:
             raise Refused(
@@ -198,8 +208,7 @@ def rollback(cfg: EnvConfig, function: str, *, ui: UI | None = None) -> dict:
         ui.info(f"{physical} live: {before.describe()} -> {after.describe()}")
         if needs_confirmation(cfg):
             ui.confirm(f"Roll back live of {physical} in {cfg.name}?", what=f"rolling back {function} in {cfg.name}")
-        _apply(lam, physical, live, after, history[1:])
-        result = AliasState.of(get_alias(lam, physical, naming.LIVE_ALIAS))
+        result = _apply(lam, physical, live, after, history[1:])
     if result != after:
         raise OperationFailed(f"live of '{physical}' is at {result.describe()} after the update, expected {after.describe()}",
                               hint="someone else moved it meanwhile; check and re-run")

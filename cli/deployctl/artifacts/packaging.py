@@ -53,6 +53,7 @@ from pathlib import Path
 from deployctl.artifacts import buildcache, bytecode
 from deployctl.artifacts import layers as layer_build
 from deployctl.artifacts.deps import install_requirements, pip_install_tree, read_requirements, tree_entries
+from deployctl.artifacts.lambdas import check_functions  # noqa: F401 - re-exported: packaging.check_functions
 from deployctl.artifacts.srctree import SOURCE_DIR, SourceTree
 from deployctl.artifacts.zipbuild import (
     COMPRESS_LEVEL,
@@ -337,21 +338,6 @@ def _output_dir(out: Path, *, given: bool) -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         raise OperationFailed(f"{out} is not writable", where=where, hint="pick a directory you can write to")
     return out
-
-
-def check_functions(cfg: EnvConfig, functions: Sequence[str] | None) -> list[str]:
-    """The requested function keys (all of them if none), validated against [functions]."""
-    known = list(cfg.functions)
-    if not functions:
-        return known
-    unknown = [f for f in functions if f not in cfg.functions]
-    if unknown:
-        raise UsageError(
-            f"unknown function {', '.join(repr(u) for u in unknown)}",
-            where="--function",
-            hint=f"known functions: {', '.join(known) or 'none'} (from [functions] in the env config)",
-        )
-    return list(dict.fromkeys(functions))
 
 
 def package(cfg: EnvConfig, functions: Sequence[str] | None = None, output_dir: Path | None = None) -> list[Artifact]:

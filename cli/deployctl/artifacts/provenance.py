@@ -43,6 +43,13 @@ BUILDER_ID = "urn:deployctl:builder"
 MEDIA_TYPE = "application/vnd.in-toto+json"
 
 
+def preload() -> None:
+    """Import what :func:`document` needs (a caller may do it in a thread while it waits on something else)."""
+    from google.protobuf import json_format  # noqa: F401
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2  # noqa: F401
+    from in_toto_attestation.v1.statement import Statement  # noqa: F401
+
+
 def document(*, kind: str, name: str, key: str, sha256: str, zip_path: Path, env: str, source: Source,
              epoch: int, runtime: str, architecture: str, python: str, platforms: Sequence[str],
              requirements: Path | None, requirements_rel: str = "",

@@ -173,13 +173,25 @@ def read_zip(zip_path: Path, requirements: Path | None = None) -> Contents:
     return Contents(packages=packages, files=files, derived=derived)
 
 
-def document(*, kind: str, name: str, zip_path: Path, sha256: str, epoch: int,
-             requirements: Path | None = None, layers: Sequence[tuple[str, str]] = ()) -> bytes:
-    """The CycloneDX 1.6 JSON of one artifact (``kind`` "function" or "layer"); ``layers`` = (name, sha256)."""
+def _license_factory():
     try:
         from cyclonedx.contrib.license.factories import LicenseFactory
     except ImportError:  # cyclonedx-python-lib before the contrib package
         from cyclonedx.factory.license import LicenseFactory
+    return LicenseFactory()
+
+
+def preload() -> None:
+    """Import what :func:`document` needs (a caller may do it in a thread while it waits on something else)."""
+    from cyclonedx.model.bom import Bom  # noqa: F401
+    from cyclonedx.model.component import Component  # noqa: F401
+    from cyclonedx.output.json import JsonV1Dot6  # noqa: F401
+    from packageurl import PackageURL  # noqa: F401
+
+
+def document(*, kind: str, name: str, zip_path: Path, sha256: str, epoch: int,
+             requirements: Path | None = None, layers: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The CycloneDX 1.6 JSON of one artifact (``kind`` "function" or "layer"); ``layers`` = (name, sha256)."""
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
@@ -187,7 +199,7 @@ def document(*, kind: str, name: str, zip_path: Path, sha256: str, epoch: int,
     from packageurl import PackageURL
 
     contents = read_zip(zip_path, requirements)
-    factory = LicenseFactory()
+    factory = _license_factory() if contents.packages else None  # its SPDX index is slow to load: only for packages
 
     def sha(hex_digest: str) -> list:
         return [HashType(alg=HashAlgorithm.SHA_256, content=hex_digest)]

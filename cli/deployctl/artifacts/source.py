@@ -66,16 +66,22 @@ def input_paths(cfg: EnvConfig) -> list[str]:
 def describe(cfg: EnvConfig) -> Source:
     """The project's commit and whether the build inputs differ from it (no git: commit "")."""
     root = cfg.root
-    try:
-        top = _git(root, "rev-parse", "--show-toplevel")
+    try:  # the usual case in one call: a checkout with a commit
+        both = _git(root, "rev-parse", "--show-toplevel", "--show-prefix", "HEAD^{commit}")
     except Exception:  # noqa: BLE001 - git missing: not a checkout we can vouch for
         return Source(repository="", commit="", path="", dirty=True)
-    if not top.ok:
-        return Source(repository="", commit="", path="", dirty=True)
-    head = _git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
-    if not head.ok:  # a repository without a commit yet
-        return Source(repository="", commit="", path="", dirty=True)
-    prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip().rstrip("/")
+    lines = both.stdout.split("\n") if both.ok else []
+    if len(lines) >= 3 and COMMIT_RE.match(lines[2].strip()):
+        prefix, commit = lines[1].strip().rstrip("/"), lines[2].strip()
+    else:  # not a checkout, or no commit yet: ask step by step
+        top = _git(root, "rev-parse", "--show-toplevel")
+        if not top.ok:
+            return Source(repository="", commit="", path="", dirty=True)
+        head = _git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+        if not head.ok:  # a repository without a commit yet
+            return Source(repository="", commit="", path="", dirty=True)
+        prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip().rstrip("/")
+        commit = head.stdout.strip()
     remote = _git(root, "config", "--get", "remote.origin.url")
     status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *input_paths(cfg))
     if not status.ok:
@@ -89,7 +95,7 @@ def describe(cfg: EnvConfig) -> Source:
                 or rel.suffix in packaging.EXCLUDED_SUFFIXES:
             continue
         dirty.append(str(rel))
-    return Source(repository=strip_credentials(remote.stdout) if remote.ok else "", commit=head.stdout.strip(),
+    return Source(repository=strip_credentials(remote.stdout) if remote.ok else "", commit=commit,
                   path=prefix, dirty=bool(dirty), dirty_paths=tuple(sorted(dirty)))
 
 

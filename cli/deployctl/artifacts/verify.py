@@ -270,7 +270,7 @@ class Verifier:
 
     def targets(self, physical: str) -> list[tuple[str, str]]:
         """(label, qualifier) of every version that runs: live (+ canary), staging, $LATEST."""
-        from deployctl.artifacts.publish import get_alias
+        from deployctl.artifacts.lambdas import get_alias
 
         out: list[tuple[str, str]] = []
         for alias in (naming.LIVE_ALIAS, naming.STAGING_ALIAS):
@@ -435,7 +435,7 @@ def deployed_sbom(cfg: EnvConfig, functions: Sequence[str] | None = None) -> dic
     s3 = aws.s3_client(cfg)
     lam = aws.client("lambda", cfg.region)
     bucket = cfg.artifact_bucket()
-    from deployctl.artifacts.publish import get_alias
+    from deployctl.artifacts.lambdas import get_alias
 
     out: dict[str, Any] = {}
     for name in names:

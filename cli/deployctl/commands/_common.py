@@ -79,4 +79,9 @@ def load_env(required: bool = True) -> EnvConfig | None:
             return None
         if not s.resolve_env(root):
             return None
-    return s.load_env()
+    root = s.project_root()
+    name = s.resolve_env(root)
+    loaded = click.get_current_context().meta.setdefault("deployctl.envs", {})  # read once per command
+    if (root, name) not in loaded:
+        loaded[(root, name)] = s.load_env(name)
+    return loaded[(root, name)]

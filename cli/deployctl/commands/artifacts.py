@@ -38,20 +38,46 @@ def package(functions, output_dir):
 @click.command("publish-lambda", short_help="Upload Lambda zips to the versioned artifact bucket.")
 @click.option("--function", "functions", multiple=True, metavar="NAME", help="Only this function (repeatable).")
 @click.option("--deploy", is_flag=True, help="Also update the functions and point 'staging' at the new versions.")
+@click.option("--promote", "promote_", is_flag=True,
+              help="Then point 'live' at them, in the same run: what 'promote --function F' does for each "
+                   "(implies --deploy; with --strategy, a watched rollout as 'promote --strategy').")
+@click.option("--strategy", "strategy", default=None, metavar="S",
+              help="With --promote: roll out with this strategy ('config' = the env's [rollout] strategy).")
 @env_option
+@yes_option
 @common_options
-def publish_lambda(functions, deploy):
-    """Package, upload to the env's artifact bucket and record the artifact manifest."""
-    from deployctl.artifacts import publish
-    from deployctl.ui import table
+def publish_lambda(functions, deploy, promote_, strategy):
+    """Package, upload to the env's artifact bucket and record the artifact manifest.
+
+    With --promote, each deployed function's 'live' alias then moves as `deployctl promote` moves
+    it (the same confirmation for a protected env, the same history; with --strategy the same
+    watched rollout, pre-traffic check and record), without a second process reading everything again.
+    """
+    from deployctl.errors import UsageError
 
     cfg = load_env()
+    if strategy is not None and not promote_:
+        raise UsageError("--strategy belongs to --promote", where="--strategy", hint="add --promote")
+    deploy = deploy or promote_
     out = ui()
+    from deployctl.artifacts import publish
+
+    preflight = None
     if deploy:
         from deployctl.delivery.rollout import refuse_if_unfinished
 
-        refuse_if_unfinished(cfg, list(functions), action="publish-lambda --deploy")
-    data = publish.publish(cfg, functions, deploy=deploy, ui=out)
+        def preflight() -> None:
+            refuse_if_unfinished(cfg, list(functions), action="publish-lambda --deploy")
+
+    after = None
+    if promote_:
+        def after(deploys, lam):
+            return _promote_deployed(cfg, deploys, lam, strategy, out)
+
+    data = publish.publish(cfg, functions, deploy=deploy, ui=out, preflight=preflight, after=after)
+    promoted = data.pop("after", None)
+    if promote_:
+        data["promoted"] = promoted
 
     def human() -> str:
         rows = []
@@ -68,9 +94,40 @@ def publish_lambda(functions, deploy):
             rows.append([f"layer {name}", item["sha256"][:16], "uploaded" if item["uploaded"] else "exists",
                          str(item["version_id"]), "-"])
         text = table(rows, ["artifact", "sha256", "s3", "version_id", "staging"])
-        return f"{text}\n{data['bytes_uploaded']} bytes uploaded; manifest: {data['manifest']}"
+        text = f"{text}\n{data['bytes_uploaded']} bytes uploaded; manifest: {data['manifest']}"
+        if promote_ and strategy is None:
+            text += "".join(f"\n{_before_after(r)}" for r in promoted)
+        elif promote_:
+            from deployctl.commands.rollout import steps_table
 
+            text += f"\n{steps_table(promoted)}"
+        return text
+
+    from deployctl.ui import table
+
+    if promote_ and strategy is not None:
+        from deployctl.delivery.rollout import outcome_error
+
+        err = outcome_error(promoted)
+        if err is not None:
+            out.failed(data, err.to_dict(), human)
+            out.error(err.one_line())
+            raise click.exceptions.Exit(err.exit_code)
     out.result(data, human)
+
+
+def _promote_deployed(cfg, deploys, lam, strategy: str | None, out) -> list[dict]:
+    """``promote`` of each function publish-lambda --deploy just deployed, the way the promote command does it."""
+    if strategy is None:
+        from deployctl.artifacts import aliases
+
+        return [aliases.promote(cfg, d.function, version=d.version, ui=out, lam=lam, aliases_now=d.aliases,
+                                published=not d.skipped) for d in deploys]
+    from deployctl.delivery import rollout as core
+
+    functions = [d.function for d in deploys]
+    version = deploys[0].version if len(deploys) == 1 else None  # several: each one's staging (just moved)
+    return core.start(cfg, functions, strategy=None if strategy == "config" else strategy, version=version, ui=out)
 
 
 @click.command(short_help="Point 'live' at the 'staging' version: at once, weighted, or as a watched rollout.")

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from deployctl import aws, naming
 from deployctl.artifacts.aliases import AliasState, parse_history, parse_note, render_history
-from deployctl.artifacts.publish import get_alias, revision_guard
+from deployctl.artifacts.lambdas import get_alias, revision_guard
 from deployctl.config import EnvConfig
 from deployctl.errors import OperationFailed, Refused
 

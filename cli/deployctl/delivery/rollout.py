@@ -36,7 +36,7 @@ from typing import Any
 
 from deployctl import aws, naming
 from deployctl.artifacts.aliases import AliasState
-from deployctl.artifacts.publish import get_alias, get_function
+from deployctl.artifacts.lambdas import get_alias, get_function
 from deployctl.config import EnvConfig
 from deployctl.delivery import strategy as strategies
 from deployctl.delivery.engine import LambdaAliasEngine, TrafficEngine

@@ -95,7 +95,7 @@ def _package(name: str, required: bool, purpose: str) -> Check:
 def _default_region() -> str:
     from deployctl import aws
 
-    return aws._session().region_name or os.environ.get("AWS_REGION") or "us-east-1"
+    return aws.default_region() or os.environ.get("AWS_REGION") or "us-east-1"
 
 
 def _identity(cfg: EnvConfig | None) -> tuple[Check, dict | None]:

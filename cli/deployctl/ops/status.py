@@ -16,8 +16,8 @@ from typing import Any
 
 from deployctl import aws, naming
 from deployctl.artifacts.aliases import AliasState
+from deployctl.artifacts.lambdas import get_alias
 from deployctl.artifacts.manifest import load_manifest
-from deployctl.artifacts.publish import get_alias
 from deployctl.config import EnvConfig
 from deployctl.infra import records
 from deployctl.ops import rollouts
