@@ -12,7 +12,8 @@ picks up where the last one stopped and a re-run on a deployed env changes nothi
 5. publish                  content-addressed uploads (nothing when nothing changed)
 6. full plan and apply      the same gates and bundles as ``plan``/``apply``; nothing is
                             applied when the plan has no changes
-7. outputs and smoke test   GET the health URL when it is reachable
+7. outputs and smoke test   the plan's outputs when nothing was applied (no `terraform output`
+                            of its own), else those apply read; GET the health URL when reachable
 
 Every plan's summary is shown; in a protected env (prod) each apply is confirmed
 (or ``--yes``), exactly as ``deployctl apply`` does.
@@ -43,6 +44,9 @@ class Step:
     status: str  # done | ok (nothing to do) | skipped
     detail: str = ""
     data: dict = field(default_factory=dict)
+    # a plan step's outputs (redacted as pipeline.read_outputs does): planned when nothing was applied,
+    # else `terraform output -json` after the apply; not part of the step's record
+    outputs: dict | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         return {"step": self.name, "status": self.status, "detail": self.detail, **self.data}
@@ -68,10 +72,12 @@ def _plan_and_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: b
         bundle = plan_mod.Bundle.for_env(cfg).load()
         bundle.write_json(plan_mod.APPLIED_JSON, {"status": "no changes, nothing applied",
                                                   "fingerprint": bundle.meta.get("fingerprint")})
-        return Step(name, "ok", "no changes", {"summary": outcome.summary["counts"], "applied": False})
+        # a plan with no changes (outputs included) plans exactly the outputs the state holds
+        return Step(name, "ok", "no changes", {"summary": outcome.summary["counts"], "applied": False},
+                    outputs=outcome.outputs)
     applied = pipeline.run_apply(settings, cfg, ui, planned=outcome)
     return Step(name, "done", plan_mod.summary_text(outcome.summary).splitlines()[0],
-                {"summary": applied["summary"], "applied": True})
+                {"summary": applied["summary"], "applied": True}, outputs=applied["outputs"])
 
 
 def emulator_url(url: str, endpoint: str) -> str:
@@ -150,9 +156,12 @@ def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
                       {"bytes_uploaded": published["bytes_uploaded"], "uploaded": uploaded}))
 
     ui.step("the whole stack: plan and apply")
-    steps.append(_plan_and_apply(settings, cfg, ui, foundation=False))
+    stack = _plan_and_apply(settings, cfg, ui, foundation=False)
+    steps.append(stack)
 
-    outputs = pipeline.run_outputs(settings, cfg, ui)
+    # no `terraform output -json` of its own: the stack step's outputs are the plan's (no changes)
+    # or those apply read after applying
+    outputs = stack.outputs if stack.outputs is not None else pipeline.run_outputs(settings, cfg, ui)
     values = {name: item["value"] for name, item in outputs.items()}
     smoke = smoke_test(values.get("health_url"))
     steps.append(Step("smoke test", "done" if smoke["status"] == "passed" else "skipped"
