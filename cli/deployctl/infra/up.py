@@ -9,7 +9,8 @@ picks up where the last one stopped and a re-run on a deployed env changes nothi
                             (skipped when both exist): the full plan's policy gate can
                             only judge encryption once the key's ARN is known
 4. secrets                  every ``secure = true`` parameter gets a generated value once
-5. publish                  content-addressed uploads (nothing when nothing changed)
+5. publish                  content-addressed uploads (nothing when nothing changed); beside
+                            it, the stack root's ``terraform init`` when it is needed
 6. full plan and apply      the same gates and bundles as ``plan``/``apply``; nothing is
                             applied when the plan has no changes
 7. outputs and smoke test   the plan's outputs when nothing was applied (no `terraform output`
@@ -21,6 +22,7 @@ Every plan's summary is shown; in a protected env (prod) each apply is confirmed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,10 +31,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from deployctl import runner
 from deployctl.config import EnvConfig, Settings
+from deployctl.errors import DeployctlError
 from deployctl.infra import bootstrap as bootstrap_mod
 from deployctl.infra import doctor, envlock, guards, pipeline
 from deployctl.infra import plan as plan_mod
+from deployctl.infra import render as render_mod
+from deployctl.infra.terraform import Terraform, backend_type
 from deployctl.ui import UI
 
 SMOKE_TIMEOUT_S = 10.0
@@ -149,7 +155,18 @@ def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     steps.append(_secrets_step(cfg, ui))
 
     ui.step("publish the Lambda code")
-    published = publish_mod.publish(cfg, ui=ui)
+    # the stack's init does not depend on the code: when it is needed (a fresh checkout of a deployed
+    # env), it runs beside publish; the plan then finds it current
+    init_job = _stack_init_beside(settings, cfg, ui)
+    try:
+        published = publish_mod.publish(cfg, ui=ui)
+    except BaseException:
+        if init_job is not None:
+            init_job.stop()
+        raise
+    if init_job is not None:
+        with contextlib.suppress(DeployctlError):  # recorded nothing: the plan's init runs it again and reports
+            init_job.result()
     uploaded = [fn for fn, item in published["functions"].items() if item["uploaded"]]
     steps.append(Step("publish", "done" if uploaded else "ok",
                       f"{published['bytes_uploaded']} bytes uploaded" + (f" ({', '.join(uploaded)})" if uploaded else ""),
@@ -170,6 +187,21 @@ def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     return {"env": cfg.name, "account_guard": account, "steps": [s.as_dict() for s in steps],
             "changed": changed_anything, "bytes_uploaded": published["bytes_uploaded"],
             "applied": any(s.data.get("applied") for s in steps), "outputs": values, "smoke_test": smoke}
+
+
+def _stack_init_beside(settings: Settings, cfg: EnvConfig, ui: UI) -> runner.Job | None:
+    """``terraform init`` of the env root in a thread, unless it is current (then None).
+
+    Quiet (no UI): if it fails it records nothing, and the plan's own init runs it again and
+    reports the error in its place."""
+    tf = Terraform(cfg, settings)
+    backend = render_mod.write_backend(cfg) if backend_type(cfg.env_dir) == "s3" else None
+    record = cfg.work_dir / pipeline.INIT_RECORD
+    if tf.init_current(backend, record):
+        return None
+    tfv = tf.version()
+    ui.info(f"{tfv.name} {tfv.version}: init of the stack's root, beside publish")
+    return runner.Job(lambda: tf.init_and_record(backend, record), name="deployctl-stack-init")
 
 
 def _secrets_step(cfg: EnvConfig, ui: UI) -> Step:
