@@ -238,6 +238,27 @@ def test_a_second_plan_of_the_same_tree_runs_no_init_and_the_gate_lines_keep_the
     assert order == sorted(order), lines
 
 
+def test_a_plan_with_no_changes_carries_the_outputs_terraform_output_reads(project, recorder):
+    """up takes the stack's outputs from such a plan instead of running `terraform output -json`."""
+    import io
+
+    from deployctl.infra import pipeline
+    from deployctl.ui import UI
+    from tf_helpers import CHECKOV
+
+    assert run_cli(project, "apply", "--env", "dev").code == 0  # the bundle of the test before
+    cfg = load_env("dev", project)
+    settings = Settings(terraform_bin=str(TERRAFORM), checkov_bin=str(CHECKOV))
+    outcome = pipeline.run_plan(settings, cfg, UI(err=io.StringIO()))
+    assert not outcome.summary["has_changes"]
+    assert recorder.count("output") == 1  # apply's own
+    read = pipeline.read_outputs(Terraform(cfg, settings))
+    assert {k: v["value"] for k, v in outcome.outputs.items()} == {k: v["value"] for k, v in read.items()}
+    assert {k: v["sensitive"] for k, v in outcome.outputs.items()} == {k: v["sensitive"] for k, v in read.items()}
+    assert outcome.outputs["api_token_placeholder"]["value"] == "(sensitive)"
+    assert "outputs" not in outcome.as_dict()
+
+
 def test_a_failed_source_gate_beside_terraform_leaves_no_bundle_and_no_tfplan(project, recorder):
     bad = project / "terraform/modules/unused_queue"
     bad.mkdir()

@@ -198,7 +198,8 @@ def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destr
         ui.step("plan" + (f" (foundation: {', '.join(targets)})" if targets else "") + (" -destroy" if destroy else ""))
         tf.plan(planfile, targets=targets, destroy=destroy)
         source_verdict(wait=False)
-        doc = tf.show_json(planfile)  # secret: written owner-only, passed along, never printed
+        # secret: written owner-only as terraform printed it (no second serialisation), passed along, never printed
+        doc_text, doc = tf.show_json_text(planfile)
         source = source_verdict(wait=True)
     except BaseException:
         source_job.stop()  # no checkov outlives this run
@@ -207,7 +208,8 @@ def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destr
     ui.info(f"source gate: passed{' (cached)' if source.cached else ''}")
     bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict()})
     plan_sha256 = plan_mod.sha256_file(planfile)
-    bundle.write_json(plan_mod.PLAN_JSON, doc, secret=True)
+    atomic_write(bundle.path(plan_mod.PLAN_JSON), doc_text, mode=0o600)
+    del doc_text
     summary = plan_mod.summarize(doc)
     bundle.write_json(plan_mod.SUMMARY_JSON, summary)
     outputs = planned_outputs(doc) if not summary["has_changes"] else {}

@@ -176,9 +176,13 @@ class Terraform:
         return self._run(args, "plan", stream=True)
 
     def show_json(self, planfile: Path) -> dict:
+        return self.show_json_text(planfile)[1]
+
+    def show_json_text(self, planfile: Path) -> tuple[str, dict]:
+        """``show -json``: the text terraform printed and the document it parses to (both secret)."""
         res = self._run(["show", "-json", "-no-color", str(planfile)], "show")
         try:
-            return json.loads(res.stdout)
+            return res.stdout, json.loads(res.stdout)
         except json.JSONDecodeError as exc:
             raise OperationFailed(f"terraform show -json did not print JSON: {exc}", where=str(planfile)) from None
 

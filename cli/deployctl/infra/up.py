@@ -157,16 +157,14 @@ def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     ui.step("publish the Lambda code")
     # the stack's init does not depend on the code: when it is needed (a fresh checkout of a deployed
     # env), it runs beside publish; the plan then finds it current
-    init_job = _stack_init_beside(settings, cfg, ui)
+    init_job = _stack_init_beside(settings, cfg)
     try:
         published = publish_mod.publish(cfg, ui=ui)
-    except BaseException:
-        if init_job is not None:
-            init_job.stop()
-        raise
-    if init_job is not None:
         with contextlib.suppress(DeployctlError):  # recorded nothing: the plan's init runs it again and reports
-            init_job.result()
+            if init_job.result():
+                ui.info("terraform init of the stack's root ran beside publish")
+    finally:
+        init_job.stop()  # a no-op when it finished; else (publish failed, Ctrl-C) no terraform outlives up
     uploaded = [fn for fn, item in published["functions"].items() if item["uploaded"]]
     steps.append(Step("publish", "done" if uploaded else "ok",
                       f"{published['bytes_uploaded']} bytes uploaded" + (f" ({', '.join(uploaded)})" if uploaded else ""),
@@ -189,19 +187,21 @@ def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
             "applied": any(s.data.get("applied") for s in steps), "outputs": values, "smoke_test": smoke}
 
 
-def _stack_init_beside(settings: Settings, cfg: EnvConfig, ui: UI) -> runner.Job | None:
-    """``terraform init`` of the env root in a thread, unless it is current (then None).
-
-    Quiet (no UI): if it fails it records nothing, and the plan's own init runs it again and
-    reports the error in its place."""
+def _stack_init_beside(settings: Settings, cfg: EnvConfig) -> runner.Job:
+    """A thread that runs ``terraform init`` of the env root unless it is current; its result says
+    whether it ran. Quiet (no UI, its output is captured): if it fails it records nothing, and the
+    plan's own init runs it again and reports the error in its place."""
     tf = Terraform(cfg, settings)
     backend = render_mod.write_backend(cfg) if backend_type(cfg.env_dir) == "s3" else None
     record = cfg.work_dir / pipeline.INIT_RECORD
-    if tf.init_current(backend, record):
-        return None
-    tfv = tf.version()
-    ui.info(f"{tfv.name} {tfv.version}: init of the stack's root, beside publish")
-    return runner.Job(lambda: tf.init_and_record(backend, record), name="deployctl-stack-init")
+
+    def init() -> bool:
+        if tf.init_current(backend, record):
+            return False
+        tf.init_and_record(backend, record)
+        return True
+
+    return runner.Job(init, name="deployctl-stack-init")
 
 
 def _secrets_step(cfg: EnvConfig, ui: UI) -> Step:
