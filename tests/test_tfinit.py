@@ -41,14 +41,17 @@ BAD_MODULE = '''resource "aws_sqs_queue" "unencrypted" {
 class Recording(runner.Runner):
     """The real runner, recording every command; optionally interrupting one terraform subcommand."""
 
-    def __init__(self, interrupt: str | None = None):
+    def __init__(self, interrupt: str | None = None, plan_after: Path | None = None):
         super().__init__()
         self.calls: list[list[str]] = []
         self.interrupt = interrupt
+        self.plan_after = plan_after  # terraform plan waits until this file exists (checkov has started)
 
     def run(self, argv, **kwargs):
         argv = [str(a) for a in argv]
         self.calls.append(argv)
+        if self.plan_after is not None and argv[1:2] == ["plan"]:
+            _pid(self.plan_after)
         if self.interrupt and os.path.basename(argv[0]) == "terraform" and argv[1:2] == [self.interrupt]:
             raise Interrupted(f"interrupted; {os.path.basename(argv[0])} was stopped and has exited")
         return super().run(argv, **kwargs)
@@ -299,7 +302,7 @@ def _pid(pidfile: Path) -> int:
 @pytest.mark.parametrize("how", ["terraform fails", "ctrl-c"])
 def test_terraform_failing_or_interrupted_while_checkov_runs_leaves_no_checkov(project, tmp_path, how):
     checkov, pidfile = _slow_checkov(tmp_path)
-    rec = Recording(interrupt="plan" if how == "ctrl-c" else None)
+    rec = Recording(interrupt="plan" if how == "ctrl-c" else None, plan_after=pidfile)
     previous = runner.set_runner(rec)
     try:
         # the stand-in must be asked, not served from the source cache
