@@ -282,13 +282,22 @@ def test_a_failed_source_gate_beside_terraform_leaves_no_bundle_and_no_tfplan(pr
 
 
 def _slow_checkov(tmp_path: Path) -> tuple[Path, Path]:
-    """A checkov stand-in that never finishes (it records its pid): checkov still running when terraform
-    fails or is interrupted. Nothing else of checkov matters for these tests."""
+    """A checkov stand-in that never finishes, with a child of its own as checkov's forked workers are
+    (it records both pids): checkov still running when terraform fails or is interrupted. Nothing else
+    of checkov matters for these tests."""
     pidfile = tmp_path / "checkov.pid"
     script = tmp_path / "slow-checkov"
-    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 300\n")
+    script.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pidfile}.child\necho $$ > {pidfile}\nexec sleep 300\n")
     script.chmod(0o755)
     return script, pidfile
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _pid(pidfile: Path) -> int:
@@ -322,5 +331,10 @@ def test_terraform_failing_or_interrupted_while_checkov_runs_leaves_no_checkov(p
     pid = _pid(pidfile)
     with pytest.raises(ProcessLookupError):  # stopped and waited for, before deployctl returned
         os.kill(pid, 0)
+    child = int(Path(f"{pidfile}.child").read_text())
+    deadline = time.monotonic() + 5  # killed with its group; gone once init (its new parent) reaps it
+    while _alive(child):
+        assert time.monotonic() < deadline, f"checkov's child {child} outlived it"
+        time.sleep(0.05)
     assert not (bundle_dir(project, env) / "bundle.json").exists()
     assert not (bundle_dir(project, env) / "tfplan").exists()

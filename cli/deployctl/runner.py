@@ -88,6 +88,9 @@ class Runner:
                     stdout=pipe,
                     stderr=pipe,
                     text=True,
+                    # a job's tool leads a process group of its own: stop() ends it with every process
+                    # it forked (checkov's workers); Ctrl-C reaches it through the job's caller
+                    start_new_session=job is not None,
                 )
                 if job is not None:
                     job._procs.append(proc)
@@ -238,15 +241,20 @@ class Job:
         more, and wait for the thread. Safe to call twice, and after the job finished."""
         with self._lock:
             self._stopped = True
-            procs = list(self._procs)
-        for proc in procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.terminate()
-        for proc in procs:
+            running = [proc for proc in self._procs if proc.poll() is None]
+        for proc in running:
+            _signal_group(proc, signal.SIGTERM)
+        for proc in running:
             try:
                 proc.wait(timeout=self.STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                pass
+            _signal_group(proc, signal.SIGKILL)  # whatever of its group is left (forked workers)
+            proc.wait()
         self._thread.join()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """``sig`` to the process group ``proc`` leads (a job's tool, started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
