@@ -6,12 +6,13 @@ Commands are argument lists, never shell strings. Tests swap the runner with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -74,16 +75,25 @@ class Runner:
         if env:
             full_env.update(env)
         pipe = subprocess.PIPE if capture else None
+        job = getattr(_local, "job", None)
         try:
-            proc = subprocess.Popen(
-                [exe, *argv[1:]],
-                cwd=str(cwd) if cwd else None,
-                env=full_env,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=pipe,
-                stderr=pipe,
-                text=True,
-            )
+            with job._lock if job is not None else contextlib.nullcontext():
+                if job is not None and job._stopped:
+                    raise Interrupted(f"{Path(argv[0]).name} was not started: its job was stopped")
+                proc = subprocess.Popen(
+                    [exe, *argv[1:]],
+                    cwd=str(cwd) if cwd else None,
+                    env=full_env,
+                    stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                    stdout=pipe,
+                    stderr=pipe,
+                    text=True,
+                    # a job's tool leads a process group of its own: stop() ends it with every process
+                    # it forked (checkov's workers); Ctrl-C reaches it through the job's caller
+                    start_new_session=job is not None,
+                )
+                if job is not None:
+                    job._procs.append(proc)
         except OSError as exc:
             raise OperationFailed(f"could not start {argv[0]}: {exc.strerror}") from exc
         try:
@@ -102,6 +112,8 @@ class Runner:
         except subprocess.TimeoutExpired:
             _forward_and_wait(proc)
             raise OperationFailed(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s") from None
+        if job is not None and job._stopped:
+            raise Interrupted(f"{Path(argv[0]).name} was stopped: its job was stopped")
         return Result(argv=argv, returncode=proc.returncode, stdout=out or "", stderr=err or "")
 
 
@@ -178,3 +190,71 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | Path | None
                                 stdout=stdout, stderr=stderr, start_new_session=True)
     except OSError as exc:
         raise OperationFailed(f"could not start {argv[0]}: {exc.strerror}") from exc
+
+
+# -- work beside the main thread --------------------------------------------------------------
+
+_local = threading.local()
+
+
+class Job:
+    """``fn()`` run in a thread of its own (a policy scan beside terraform), started at once.
+
+    Every tool it starts through this module is registered, so :meth:`stop` can end them:
+    nothing it started outlives the caller. :meth:`result` waits for it and returns ``fn``'s
+    value or raises its exception. Tools are subprocesses, so the GIL is not what limits it.
+    """
+
+    STOP_GRACE_S = 5.0
+
+    def __init__(self, fn: Callable[[], object], *, name: str = "deployctl-job"):
+        self._fn = fn
+        self._lock = threading.Lock()
+        self._procs: list[subprocess.Popen] = []
+        self._stopped = False
+        self._value: object = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        _local.job = self
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        finally:
+            _local.job = None
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self):
+        """Wait for ``fn`` (Ctrl-C interrupts the wait: the caller then stops the job) and return its value."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def stop(self) -> None:
+        """End every tool the job started (SIGTERM, then SIGKILL after a grace period), start no
+        more, and wait for the thread. Safe to call twice, and after the job finished."""
+        with self._lock:
+            self._stopped = True
+            running = [proc for proc in self._procs if proc.poll() is None]
+        for proc in running:
+            _signal_group(proc, signal.SIGTERM)
+        for proc in running:
+            try:
+                proc.wait(timeout=self.STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc, signal.SIGKILL)  # whatever of its group is left (forked workers)
+            proc.wait()
+        self._thread.join()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """``sig`` to the process group ``proc`` leads (a job's tool, started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)

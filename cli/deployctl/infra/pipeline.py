@@ -1,11 +1,17 @@
 """check, plan, apply, outputs: the Terraform pipeline behind the policy gates.
 
-plan:  env lock -> render -> source gate -> account guard -> init -> plan -out -> show -json
-       -> plan gate -> (expected changes) -> bundle (plan, plan JSON, policy, summary, fingerprint)
+plan:  env lock -> account guard -> render -> [source gate, in a thread beside: init (only when
+       its inputs changed) -> plan -out -> show -json] -> the source gate's verdict (failed: the
+       tfplan is removed, no plan JSON, no bundle) -> plan gate -> (expected changes)
+       -> bundle (plan, plan JSON, policy, summary, fingerprint)
 apply: env lock -> the bundle's claims (each can only refuse) -> account guard -> a private copy
-       of the tfplan -> init -> show -json of that copy -> its configuration, variables and
-       shape against the tree -> the plan gate again -> guards on the derived summary
-       -> apply that copy -> outputs
+       of the tfplan -> init (only when its inputs changed) -> show -json of that copy -> its
+       configuration, variables and shape against the tree -> the plan gate again -> guards on
+       the derived summary -> apply that copy -> outputs
+
+``init`` runs only when what it depends on changed since the last successful init in this
+work dir (:mod:`deployctl.infra.tfinit`); ``show -json`` runs once per plan and its document is
+passed along, never re-read.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from deployctl import runner
 from deployctl.config import EnvConfig, Settings
 from deployctl.errors import ConfigError, Interrupted, PolicyFailed, Refused
 from deployctl.fsutil import atomic_write
@@ -49,17 +56,28 @@ def source_targets(root: Path, cfg: EnvConfig | None) -> list[Path]:
 
 def run_check(settings: Settings, cfg: EnvConfig | None, ui: UI) -> gate_mod.GateResult:
     """The source policy gate; writes a JUnit report into the work dir. Does not raise on failed checks."""
+    return _source_check(settings, cfg, ui)()
+
+
+def _source_check(settings: Settings, cfg: EnvConfig | None, ui: UI):
+    """Print the source gate's step line now; return the scan itself (a callable, which prints
+    nothing: ``plan`` runs it in a thread beside terraform)."""
     root = cfg.root if cfg else settings.project_root()
     work = cfg.work_dir if cfg else root / ".deployctl"
     gate = gate_mod.load_gate(root)
     targets = source_targets(root, cfg)
+    checkov = settings.checkov(cfg)
     ui.step(f"checkov on {', '.join(gate_mod._rel(str(t), root) for t in targets)} (offline)")
-    result = gate_mod.scan_source(root, targets, checkov=settings.checkov(cfg), cache_dir=work / "cache", gate=gate)
-    work.mkdir(parents=True, exist_ok=True)
-    junit = work / "check.junit.xml"
-    junit.write_text(gate_mod.junit_xml([result]), encoding="utf-8")
-    result.junit = str(junit)
-    return result
+
+    def scan() -> gate_mod.GateResult:
+        result = gate_mod.scan_source(root, targets, checkov=checkov, cache_dir=work / "cache", gate=gate)
+        work.mkdir(parents=True, exist_ok=True)
+        junit = work / "check.junit.xml"
+        junit.write_text(gate_mod.junit_xml([result]), encoding="utf-8")
+        result.junit = str(junit)
+        return result
+
+    return scan
 
 
 # -- plan -----------------------------------------------------------------------------------------
@@ -83,6 +101,9 @@ class PlanOutcome:
     # the plan gate's findings came from the verdict cache, not from checkov in this process:
     # apply then derives the verdict again (a cache entry is no more trusted than the bundle)
     plan_gate_cached: bool = False
+    # the plan's planned output values, sensitive ones redacted as read_outputs does (never in as_dict):
+    # with no changes they are the env's outputs, so up needs no `terraform output -json`
+    outputs: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -118,6 +139,30 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
         return _plan(settings, cfg, ui, foundation=foundation, destroy=destroy, expected=expected, expect=expect)
 
 
+INIT_RECORD = "terraform-init.json"
+
+
+def ensure_init(tf: Terraform, cfg: EnvConfig, ui: UI, backend_config: Path | None) -> bool:
+    """``terraform init`` in the env root unless nothing it depends on changed since the last one
+    that succeeded here (:mod:`deployctl.infra.tfinit`); its step line either way."""
+    tfv = tf.version()
+    if tf.init_current(backend_config, cfg.work_dir / INIT_RECORD):
+        ui.step(f"{tfv.name} {tfv.version}: init (skipped: nothing it depends on changed)")
+        return False
+    ui.step(f"{tfv.name} {tfv.version}: init")
+    tf.init_and_record(backend_config, cfg.work_dir / INIT_RECORD)
+    return True
+
+
+def _source_failed(source: gate_mod.GateResult) -> PolicyFailed:
+    return PolicyFailed(
+        f"the policy gate failed on the source: {len(source.blocking)} blocking finding(s) "
+        f"({', '.join(sorted({f.check_id for f in source.blocking}))})",
+        where=source.junit,
+        hint="fix them or add a waiver with a reason to policy/gate.toml, then re-run deployctl plan",
+    )
+
+
 def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destroy: bool,
           expected: list | None, expect: Path | None) -> PlanOutcome:
     tf = Terraform(cfg, settings, ui)
@@ -136,27 +181,46 @@ def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destr
     # a destroy plan needs no artifacts: what it removes is in the state
     rendered = render_mod.render(cfg, allow_missing_artifacts=foundation or destroy)
 
-    source = run_check(settings, cfg, ui)
-    bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict()})
-    if not source.passed:
-        bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source]), encoding="utf-8")
-        raise PolicyFailed(
-            f"the policy gate failed on the source: {len(source.blocking)} blocking finding(s) "
-            f"({', '.join(sorted({f.check_id for f in source.blocking}))})",
-            where=source.junit,
-            hint="fix them or add a waiver with a reason to policy/gate.toml, then re-run deployctl plan",
-        )
-
-    ui.step(f"{tfv.name} {tfv.version}: init")
-    tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
-    ui.step("plan" + (f" (foundation: {', '.join(targets)})" if targets else "") + (" -destroy" if destroy else ""))
+    # The source gate (checkov, seconds) runs in a thread beside init, plan and show; its step line
+    # is printed now and its verdict after them, whichever finishes first. Until that verdict
+    # passed nothing is written that could be applied: a failure removes the tfplan and raises
+    # exactly as when it ran first. Whatever ends this early (a terraform error, Ctrl-C) stops it.
     planfile = bundle.path(plan_mod.PLAN_FILE)
-    tf.plan(planfile, targets=targets, destroy=destroy)
+    source_job = runner.Job(_source_check(settings, cfg, ui), name="deployctl-source-gate")
+
+    def source_verdict(*, wait: bool) -> gate_mod.GateResult | None:
+        if not wait and not source_job.done():
+            return None
+        source = source_job.result()
+        if not source.passed:
+            planfile.unlink(missing_ok=True)
+            bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict()})
+            bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source]), encoding="utf-8")
+            ui.info("source gate: failed")
+            raise _source_failed(source)
+        return source
+
+    try:
+        ensure_init(tf, cfg, ui, rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
+        source_verdict(wait=False)  # already failed: no plan
+        ui.step("plan" + (f" (foundation: {', '.join(targets)})" if targets else "") + (" -destroy" if destroy else ""))
+        tf.plan(planfile, targets=targets, destroy=destroy)
+        source_verdict(wait=False)
+        # secret: written owner-only as terraform printed it (no second serialisation), passed along, never printed
+        doc_text, doc = tf.show_json_text(planfile)
+        source = source_verdict(wait=True)
+    except BaseException:
+        source_job.stop()  # no checkov outlives this run
+        planfile.unlink(missing_ok=True)
+        raise
+    ui.info(f"source gate: passed{' (cached)' if source.cached else ''}")
+    bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict()})
     plan_sha256 = plan_mod.sha256_file(planfile)
-    doc = tf.show_json(planfile)
-    bundle.write_json(plan_mod.PLAN_JSON, doc, secret=True)  # for checkov, and the reviewer
+    atomic_write(bundle.path(plan_mod.PLAN_JSON), doc_text, mode=0o600)
+    del doc_text
     summary = plan_mod.summarize(doc)
     bundle.write_json(plan_mod.SUMMARY_JSON, summary)
+    outputs = planned_outputs(doc) if not summary["has_changes"] else {}
 
     ui.step("checkov on the plan JSON")
     plan_gate = gate_plan(settings, cfg, bundle.path(plan_mod.PLAN_JSON), doc, use_cache=True)
@@ -193,7 +257,7 @@ def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destr
     })
     outcome = PlanOutcome(cfg.name, str(bundle.dir), summary, gates, foundation, targets, bundle.meta["fingerprint"],
                           account, findings=source.findings + plan_gate.findings, destroy=destroy,
-                          plan_sha256=plan_sha256, plan_gate_cached=plan_gate.cached)
+                          plan_sha256=plan_sha256, plan_gate_cached=plan_gate.cached, outputs=outputs)
     if not plan_gate.passed and plan_gate.unknown_key:
         message, hint = gate_mod.unknown_key_error(plan_gate, cfg.name, foundation=foundation)
         raise PolicyFailed(message, where=str(bundle.path(plan_mod.POLICY_JUNIT)), hint=hint)
@@ -313,8 +377,7 @@ def _apply(settings: Settings, cfg: EnvConfig, ui: UI, *, allow_destroy: bool, c
         snapshot = planfile_mod.read_snapshot(planfile)
         if snapshot.lock is not None:  # the provider lock the plan was made with, from the plan itself
             atomic_write(cfg.env_dir / ".terraform.lock.hcl", snapshot.lock)
-        ui.step(f"{tfv.name} {tfv.version}: init")
-        tf.init(rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
+        ensure_init(tf, cfg, ui, rendered.backend_path if backend_type(cfg.env_dir) == "s3" else None)
         if planned is not None and not planned.plan_gate_cached:
             summary = planned.summary  # planned and judged by checkov in this process
         else:
@@ -433,7 +496,16 @@ REDACTED = "(sensitive)"
 
 def read_outputs(tf: Terraform) -> dict:
     """terraform output -json with sensitive values redacted."""
-    raw = tf.output_json()
+    return _redacted(tf.output_json())
+
+
+def planned_outputs(doc: dict) -> dict:
+    """The outputs of a plan document (``planned_values.outputs``), redacted exactly as
+    :func:`read_outputs`; of a plan with no changes, they are what ``terraform output -json`` says."""
+    return _redacted((doc.get("planned_values") or {}).get("outputs") or {})
+
+
+def _redacted(raw: dict) -> dict:
     out = {}
     for name, item in sorted(raw.items()):
         sensitive = bool(item.get("sensitive"))

@@ -8,6 +8,7 @@ unreachable backend, or the first ``Error:`` terraform printed.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from deployctl import runner, tools
 from deployctl.config import EnvConfig, Settings
 from deployctl.errors import OperationFailed
+from deployctl.infra import tfinit
 from deployctl.ui import UI
 
 DEFAULT_MIN_VERSION = "1.10.0"
@@ -134,11 +136,34 @@ class Terraform:
             )
         raise OperationFailed(f"terraform {what} failed: {message}", where=where, hint="fix the error above and re-run")
 
-    def init(self, backend_config: Path | None = None) -> None:
+    def _init_args(self, backend_config: Path | None) -> list[str]:
         args = ["init", "-input=false", "-no-color"]
         if backend_config is not None:
             args.append(f"-backend-config={backend_config}")
-        self._run(args, "init")
+        return args
+
+    def init(self, backend_config: Path | None = None) -> None:
+        self._run(self._init_args(backend_config), "init")
+
+    def _init_digest(self, backend_config: Path | None) -> str | None:
+        env = {**os.environ, **getattr(runner.get_runner(), "extra_env", {}), **AUTOMATION_ENV}
+        tfv = self.version()
+        return tfinit.init_digest(workdir=self.workdir, argv=self._init_args(backend_config), binary=tfv.path,
+                                  version=f"{tfv.name} {tfv.version}", env=env, backend_config=backend_config)
+
+    def init_current(self, backend_config: Path | None, record: Path) -> bool:
+        """Whether the last successful init, recorded in ``record``, had exactly the inputs of now
+        (:mod:`deployctl.infra.tfinit`): then init has nothing to do."""
+        current = self._init_digest(backend_config)
+        return current is not None and current == tfinit.recorded(record)
+
+    def init_and_record(self, backend_config: Path | None, record: Path) -> None:
+        """``init``, then record its inputs in ``record``; a failed init records nothing."""
+        tfinit.forget(record)
+        self.init(backend_config)
+        after = self._init_digest(backend_config)
+        if after is not None:
+            tfinit.save(record, after)
 
     def plan(self, out: Path, *, targets: list[str] | None = None, destroy: bool = False,
              refresh_only: bool = False) -> runner.Result:
@@ -151,9 +176,13 @@ class Terraform:
         return self._run(args, "plan", stream=True)
 
     def show_json(self, planfile: Path) -> dict:
+        return self.show_json_text(planfile)[1]
+
+    def show_json_text(self, planfile: Path) -> tuple[str, dict]:
+        """``show -json``: the text terraform printed and the document it parses to (both secret)."""
         res = self._run(["show", "-json", "-no-color", str(planfile)], "show")
         try:
-            return json.loads(res.stdout)
+            return res.stdout, json.loads(res.stdout)
         except json.JSONDecodeError as exc:
             raise OperationFailed(f"terraform show -json did not print JSON: {exc}", where=str(planfile)) from None
 

@@ -9,10 +9,12 @@ picks up where the last one stopped and a re-run on a deployed env changes nothi
                             (skipped when both exist): the full plan's policy gate can
                             only judge encryption once the key's ARN is known
 4. secrets                  every ``secure = true`` parameter gets a generated value once
-5. publish                  content-addressed uploads (nothing when nothing changed)
+5. publish                  content-addressed uploads (nothing when nothing changed); beside
+                            it, the stack root's ``terraform init`` when it is needed
 6. full plan and apply      the same gates and bundles as ``plan``/``apply``; nothing is
                             applied when the plan has no changes
-7. outputs and smoke test   GET the health URL when it is reachable
+7. outputs and smoke test   the plan's outputs when nothing was applied (no `terraform output`
+                            of its own), else those apply read; GET the health URL when reachable
 
 Every plan's summary is shown; in a protected env (prod) each apply is confirmed
 (or ``--yes``), exactly as ``deployctl apply`` does.
@@ -20,6 +22,7 @@ Every plan's summary is shown; in a protected env (prod) each apply is confirmed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,10 +31,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from deployctl import runner
 from deployctl.config import EnvConfig, Settings
+from deployctl.errors import DeployctlError
 from deployctl.infra import bootstrap as bootstrap_mod
 from deployctl.infra import doctor, envlock, guards, pipeline
 from deployctl.infra import plan as plan_mod
+from deployctl.infra import render as render_mod
+from deployctl.infra.terraform import Terraform, backend_type
 from deployctl.ui import UI
 
 SMOKE_TIMEOUT_S = 10.0
@@ -43,6 +50,9 @@ class Step:
     status: str  # done | ok (nothing to do) | skipped
     detail: str = ""
     data: dict = field(default_factory=dict)
+    # a plan step's outputs (redacted as pipeline.read_outputs does): planned when nothing was applied,
+    # else `terraform output -json` after the apply; not part of the step's record
+    outputs: dict | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         return {"step": self.name, "status": self.status, "detail": self.detail, **self.data}
@@ -68,10 +78,12 @@ def _plan_and_apply(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: b
         bundle = plan_mod.Bundle.for_env(cfg).load()
         bundle.write_json(plan_mod.APPLIED_JSON, {"status": "no changes, nothing applied",
                                                   "fingerprint": bundle.meta.get("fingerprint")})
-        return Step(name, "ok", "no changes", {"summary": outcome.summary["counts"], "applied": False})
+        # a plan with no changes (outputs included) plans exactly the outputs the state holds
+        return Step(name, "ok", "no changes", {"summary": outcome.summary["counts"], "applied": False},
+                    outputs=outcome.outputs)
     applied = pipeline.run_apply(settings, cfg, ui, planned=outcome)
     return Step(name, "done", plan_mod.summary_text(outcome.summary).splitlines()[0],
-                {"summary": applied["summary"], "applied": True})
+                {"summary": applied["summary"], "applied": True}, outputs=applied["outputs"])
 
 
 def emulator_url(url: str, endpoint: str) -> str:
@@ -143,16 +155,28 @@ def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     steps.append(_secrets_step(cfg, ui))
 
     ui.step("publish the Lambda code")
-    published = publish_mod.publish(cfg, ui=ui)
+    # the stack's init does not depend on the code: when it is needed (a fresh checkout of a deployed
+    # env), it runs beside publish; the plan then finds it current
+    init_job = _stack_init_beside(settings, cfg)
+    try:
+        published = publish_mod.publish(cfg, ui=ui)
+        with contextlib.suppress(DeployctlError):  # recorded nothing: the plan's init runs it again and reports
+            if init_job.result():
+                ui.info("terraform init of the stack's root ran beside publish")
+    finally:
+        init_job.stop()  # a no-op when it finished; else (publish failed, Ctrl-C) no terraform outlives up
     uploaded = [fn for fn, item in published["functions"].items() if item["uploaded"]]
     steps.append(Step("publish", "done" if uploaded else "ok",
                       f"{published['bytes_uploaded']} bytes uploaded" + (f" ({', '.join(uploaded)})" if uploaded else ""),
                       {"bytes_uploaded": published["bytes_uploaded"], "uploaded": uploaded}))
 
     ui.step("the whole stack: plan and apply")
-    steps.append(_plan_and_apply(settings, cfg, ui, foundation=False))
+    stack = _plan_and_apply(settings, cfg, ui, foundation=False)
+    steps.append(stack)
 
-    outputs = pipeline.run_outputs(settings, cfg, ui)
+    # no `terraform output -json` of its own: the stack step's outputs are the plan's (no changes)
+    # or those apply read after applying
+    outputs = stack.outputs if stack.outputs is not None else pipeline.run_outputs(settings, cfg, ui)
     values = {name: item["value"] for name, item in outputs.items()}
     smoke = smoke_test(values.get("health_url"))
     steps.append(Step("smoke test", "done" if smoke["status"] == "passed" else "skipped"
@@ -161,6 +185,23 @@ def _up(settings: Settings, cfg: EnvConfig, ui: UI) -> dict:
     return {"env": cfg.name, "account_guard": account, "steps": [s.as_dict() for s in steps],
             "changed": changed_anything, "bytes_uploaded": published["bytes_uploaded"],
             "applied": any(s.data.get("applied") for s in steps), "outputs": values, "smoke_test": smoke}
+
+
+def _stack_init_beside(settings: Settings, cfg: EnvConfig) -> runner.Job:
+    """A thread that runs ``terraform init`` of the env root unless it is current; its result says
+    whether it ran. Quiet (no UI, its output is captured): if it fails it records nothing, and the
+    plan's own init runs it again and reports the error in its place."""
+    tf = Terraform(cfg, settings)
+    backend = render_mod.write_backend(cfg) if backend_type(cfg.env_dir) == "s3" else None
+    record = cfg.work_dir / pipeline.INIT_RECORD
+
+    def init() -> bool:
+        if tf.init_current(backend, record):
+            return False
+        tf.init_and_record(backend, record)
+        return True
+
+    return runner.Job(init, name="deployctl-stack-init")
 
 
 def _secrets_step(cfg: EnvConfig, ui: UI) -> Step:
