@@ -78,3 +78,41 @@ def test_bench_rollout_prints_its_overhead_next_to_the_bake_time_on_a_tiny_input
     assert rows["bake time watched"] == "1.00 s" and int(rows["polls"]) >= 2, proc.stdout
     assert 2 <= float(rows["AWS calls per poll (alarms + metrics + lease)"]) <= 4, proc.stdout
     assert rows["poll time / poll interval"].endswith("x") and rows["own time / bake time"].endswith("x")
+
+
+def test_bench_plan_deploys_to_moto_measures_and_tears_down_on_a_tiny_input(tmp_path):
+    """One function, one table, one run: it deploys with `up`, prints every row with its ratio, and
+    leaves no moto server and no temp dir behind."""
+    import re
+    import urllib.request
+
+    from e2e import harness
+
+    try:
+        terraform, _version = harness.find_terraform()
+        harness.provider_config(tmp_path)
+    except harness.Unavailable as exc:
+        if os.environ.get("DEPLOYCTL_E2E_REQUIRED") == "1":
+            pytest.fail(f"bench_plan not run: {exc} (DEPLOYCTL_E2E_REQUIRED=1 makes this a failure)", pytrace=False)
+        pytest.skip(f"bench_plan needs Terraform and the AWS provider: {exc}")
+    argv = [sys.executable, str(ROOT / "benchmarks/bench_plan.py"), "--runs", "1", "--functions", "1", "--tables", "1",
+            "--terraform", terraform]
+    if os.environ.get("DEPLOYCTL_E2E_PROVIDER_MIRROR"):
+        argv += ["--provider-mirror", os.environ["DEPLOYCTL_E2E_PROVIDER_MIRROR"]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1200, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()}
+    assert rows["terraform plan -out (baseline)"].rstrip().endswith(" 1.00x"), proc.stdout
+    assert rows["terraform plan -out, one-line HCL change (baseline)"].rstrip().endswith(" 1.00x"), proc.stdout
+    for row, target in (("deployctl plan, nothing changed", "1.3"), ("deployctl plan, one-line HCL change", "2.0"),
+                        ("deployctl up, nothing changed", "1.5")):
+        assert re.search(rf" \d+\.\d\dx +<= {target}x +(met|missed by \d+\.\d\dx)$", rows[row]), proc.stdout
+    assert "1 functions, 1 tables" in proc.stdout and "where deployctl plan" in proc.stdout, proc.stdout
+    assert "note:" not in proc.stdout, proc.stdout  # nothing-changed plans had no changes, the HCL change one update
+    # torn down: the temp dir is gone and the moto server no longer answers
+    tmp = re.search(r"temp dir (\S+)", proc.stderr).group(1)
+    endpoint = re.search(r"moto server at (\S+)", proc.stderr).group(1)
+    assert not os.path.exists(tmp), tmp
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2)
