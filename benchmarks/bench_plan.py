@@ -58,6 +58,8 @@ CALL_TIMEOUT_S = 1800.0
 CHANGED_FILE = "terraform/modules/monitoring/alarms.tf"
 CHANGED_LINE = '"${var.api_name} ${var.api_stage}: 5XX responses"'
 TARGETS = {"plan, nothing changed": 1.3, "plan, one-line HCL change": 2.0, "up, nothing changed": 1.5}
+# terraform plan -out's last line: what follows until the next step is show -json, the summary, the bundle
+SHOW_STEP = "(after terraform plan) show -json, summary, bundle"
 SMOKE_FUNCTION = "health-check"  # up's smoke test GETs its /health route
 
 
@@ -89,7 +91,8 @@ class Run:
     def steps(self) -> list[tuple[str, float]]:
         """(step, seconds) from the ``==> `` lines: a step lasts until the next one starts (or the exit);
         what comes before the first is ``start-up``."""
-        marks = [(t, line[4:].strip()) for t, line in self.lines if line.startswith("==> ")]
+        marks = [(t, line[4:].strip()) if line.startswith("==> ") else (t, SHOW_STEP)
+                 for t, line in self.lines if line.startswith(("==> ", "Saved the plan to:"))]
         if not marks:
             return []
         out = [("start-up (python, imports, config)", marks[0][0])]
@@ -298,6 +301,9 @@ def deploy(bench: Bench) -> Run:
     log(f"deployctl up from empty ({bench.shape['functions']} functions, {bench.shape['tables']} tables)")
     res = bench.deployctl("up", "--env", "dev", "--yes")
     log(f"  deployed in {res.seconds:.1f}s: " + ", ".join(f"{name} {secs:.1f}s" for name, secs in res.steps()))
+    dlq = dlq_creates(res)
+    if dlq:
+        log(f"  SQS queue creates: {len(dlq)}, {min(dlq)}-{max(dlq)}s each (the provider's propagation waiter)")
     return res
 
 
@@ -315,6 +321,7 @@ def measure_daily(bench: Bench, runs: int, *, changes: bool = True) -> dict:
     """Interleaved: raw plan, deployctl plan, (raw plan + deployctl plan on a one-line change), up."""
     times: dict[str, list[float]] = {k: [] for k in ("raw", "plan", "raw_changed", "plan_changed", "up")}
     steps: dict[str, list[float]] = {}
+    up_steps: dict[str, list[float]] = {}
     step_order: list[str] = []
     notes: list[str] = []
     cached: list[bool | None] = []
@@ -348,9 +355,12 @@ def measure_daily(bench: Bench, runs: int, *, changes: bool = True) -> dict:
         log(f"run {i}/{runs}: deployctl up (nothing changed)")
         res = bench.deployctl("up", "--env", "dev", "--yes")
         times["up"].append(res.seconds)
+        for name, secs in res.steps():
+            up_steps.setdefault(name, []).append(secs)
         if res.result().get("applied"):
             notes.append(f"run {i}: the nothing-changed up applied something")
-    return {"times": times, "steps": {k: median(steps[k]) for k in step_order}, "notes": notes, "cached": cached}
+    return {"times": times, "steps": {k: median(steps[k]) for k in step_order},
+            "up_steps": {k: median(v) for k, v in up_steps.items()}, "notes": notes, "cached": cached}
 
 
 def ratio_rows(m: dict) -> list[list[str]]:
@@ -384,11 +394,12 @@ def print_daily(m: dict, runs: int, shape: dict) -> None:
     print(f"deployctl plan / up vs raw terraform plan: dev env on moto, {shape['functions']} functions, "
           f"{shape['tables']} tables, medians of {runs} interleaved runs")
     print(table(ratio_rows(m), HEADERS))
-    if m["steps"]:
-        total = sum(m["steps"].values())
-        print("\nwhere deployctl plan (nothing changed) spends its time (median per step, from its step lines):")
-        print(table([[name, f"{secs:.2f}", f"{100 * secs / total:.0f}%"] for name, secs in m["steps"].items()],
-                    ["step", "seconds", "share"]))
+    for key, what in (("steps", "deployctl plan"), ("up_steps", "deployctl up")):
+        if m[key]:
+            total = sum(m[key].values())
+            print(f"\nwhere {what} (nothing changed) spends its time (median per step, from its step lines):")
+            print(table([[name, f"{secs:.2f}", f"{100 * secs / total:.0f}%"] for name, secs in m[key].items()],
+                        ["step", "seconds", "share"]))
     cached = m["cached"]
     print(f"\nplan gate verdict from cache: {sum(bool(c) for c in cached)} of {len(cached)} nothing-changed plans")
     for note in m["notes"]:
@@ -455,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
 def scale(tmp: Path, terraform: str, provider_env: dict[str, str], runs: int) -> int:
     sizes = [(4, 2), (40, 10)]
     results = {}
-    for functions, tables in sizes:
+    for functions, tables in reversed(sizes):  # the large one first: a failure there shows early
         bench = Bench(tmp / f"s{functions}", terraform, provider_env, functions, tables)
         try:
             up = deploy(bench)
