@@ -78,4 +78,3 @@ def test_bench_rollout_prints_its_overhead_next_to_the_bake_time_on_a_tiny_input
     assert rows["bake time watched"] == "1.00 s" and int(rows["polls"]) >= 2, proc.stdout
     assert 2 <= float(rows["AWS calls per poll (alarms + metrics + lease)"]) <= 4, proc.stdout
     assert rows["poll time / poll interval"].endswith("x") and rows["own time / bake time"].endswith("x")
-
