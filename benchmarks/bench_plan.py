@@ -58,8 +58,10 @@ CALL_TIMEOUT_S = 1800.0
 CHANGED_FILE = "terraform/modules/monitoring/alarms.tf"
 CHANGED_LINE = '"${var.api_name} ${var.api_stage}: 5XX responses"'
 TARGETS = {"plan, nothing changed": 1.3, "plan, one-line HCL change": 2.0, "up, nothing changed": 1.5}
-# terraform plan -out's last line: what follows until the next step is show -json, the summary, the bundle
-SHOW_STEP = "(after terraform plan) show -json, summary, bundle"
+# terraform plan's verdict line (TF_IN_AUTOMATION prints nothing after it): from there to the next
+# step is show -json, the summary and the bundle
+PLAN_DONE = re.compile(r"^(No changes\. |Plan: \d+ to add)")
+SHOW_STEP = "(after terraform plan's verdict) show -json, summary, bundle"
 SMOKE_FUNCTION = "health-check"  # up's smoke test GETs its /health route
 
 
@@ -92,7 +94,7 @@ class Run:
         """(step, seconds) from the ``==> `` lines: a step lasts until the next one starts (or the exit);
         what comes before the first is ``start-up``."""
         marks = [(t, line[4:].strip()) if line.startswith("==> ") else (t, SHOW_STEP)
-                 for t, line in self.lines if line.startswith(("==> ", "Saved the plan to:"))]
+                 for t, line in self.lines if line.startswith("==> ") or PLAN_DONE.match(line)]
         if not marks:
             return []
         out = {"start-up (python, imports, config)": marks[0][0]}
