@@ -156,11 +156,15 @@ class Bench:
         self.terraform = terraform
         self.moto = harness.start_moto(tmp / "moto.log")
         log(f"moto server at {self.moto.endpoint}")
-        self.root = harness.copy_project(tmp / "project")
-        if functions is not None or tables is not None:
-            self.shape = scale_project(self.root, functions, tables)
-        else:
-            self.shape = app_shape(self.root)
+        try:
+            self.root = harness.copy_project(tmp / "project")
+            if functions is not None or tables is not None:
+                self.shape = scale_project(self.root, functions, tables)
+            else:
+                self.shape = app_shape(self.root)
+        except BaseException:
+            self.moto.stop()
+            raise
         self.env = harness.cli_env(self.root, self.moto.endpoint, terraform, provider_env)
         # this interpreter's bin first, as in an activated venv: checkov (scripts/setup's shim) is found there
         self.env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), self.env.get("PATH", "")])
@@ -444,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
+    if any(n is not None and n < 1 for n in (args.functions, args.tables)):
+        parser.error("--functions and --tables must be >= 1 (up's smoke test needs the health-check function)")
 
     signal.signal(signal.SIGTERM, _interrupted)
     tmp = Path(tempfile.mkdtemp(prefix="bench-plan-"))
