@@ -452,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--functions and --tables must be >= 1 (up's smoke test needs the health-check function)")
 
     signal.signal(signal.SIGTERM, _interrupted)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # started in the background by a script: Ctrl-C
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # (kill -INT) still tears down
     tmp = Path(tempfile.mkdtemp(prefix="bench-plan-"))
     try:
         try:
