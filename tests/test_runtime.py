@@ -50,7 +50,9 @@ def project(tmp_path) -> Path:
 
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    # (the SDK install's place stays: conftest points it at the one the suite already made)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "DEPLOYCTL_")) or k == runtime.SDK_CACHE_ENV}
     env.update({"DEPLOYCTL_ROOT": str(root), "AWS_EC2_METADATA_DISABLED": "true", **extra})
     return env
 
