@@ -151,7 +151,10 @@ def _plan_may_differ(cfg: EnvConfig) -> bool:
     """Whether the plan gate will likely miss its cache: no previous plan, it was applied (the state
     moved), or any of its inputs changed since (a prediction only: it decides whether checkov
     starts early, never a verdict). An unchanged env skips the early start, which would take CPU
-    from terraform for nothing."""
+    from terraform for nothing. So does a root without the AWS provider (the provider-free roots of
+    the tests): it plans nothing this project's checks judge."""
+    if not uses_aws(cfg.env_dir):
+        return False
     bundle = plan_mod.Bundle.for_env(cfg)
     if bundle.path(plan_mod.APPLIED_JSON).exists():
         return True
