@@ -278,9 +278,9 @@ class CheckovDriver:
 
     STOP_GRACE_S = 5.0
 
-    def __init__(self, proc, out, err):
-        self._proc, self._out, self._err = proc, out, err
-        self._used = False
+    def __init__(self, proc, out, err, name: str):
+        self._proc, self._out, self._err, self._name = proc, out, err, name
+        self._used = self._stopped = False
 
     @classmethod
     def start(cls, binary: str, *, cwd: Path) -> CheckovDriver | None:
@@ -301,7 +301,7 @@ class CheckovDriver:
             out.close()
             err.close()
             return None
-        return cls(proc, out, err)
+        return cls(proc, out, err, Path(binary).name)
 
     @property
     def pid(self) -> int:
@@ -325,11 +325,11 @@ class CheckovDriver:
         except KeyboardInterrupt:
             # as runner.run does for a plain checkov: the tool ends, then we stop
             self.stop()
-            raise Interrupted("interrupted; checkov was stopped and has exited",
+            raise Interrupted(f"interrupted; {self._name} was stopped and has exited",
                               hint="nothing beyond what it reported was done") from None
         except subprocess.TimeoutExpired:
             self.stop()
-            raise OperationFailed(f"checkov did not finish within {CHECKOV_TIMEOUT_S:.0f}s") from None
+            raise OperationFailed(f"{self._name} did not finish within {CHECKOV_TIMEOUT_S:.0f}s") from None
         self._out.seek(0)
         stdout = self._out.read().decode("utf-8", "replace")
         self.stop()  # its forked workers, and the files
@@ -343,6 +343,9 @@ class CheckovDriver:
     def stop(self) -> None:
         import subprocess
 
+        if self._stopped:
+            return  # once: its process group id may belong to someone else by now
+        self._stopped = True
         proc = self._proc
         if proc.poll() is None:
             runner._signal_group(proc, signal.SIGTERM)
