@@ -73,10 +73,10 @@ def root(tmp_path_factory):
     return root
 
 
-def scan(root, driver=None) -> gate.GateResult:
+def scan(root, driver=None, cache_dir=None, doc=None) -> gate.GateResult:
     plan_json = root / ".deployctl" / "dev" / "plan" / "plan.json"
     return gate.scan_plan(root, plan_json, checkov=str(CHECKOV), source_dir=root / "terraform" / "envs" / "dev",
-                          cache_dir=None, driver=driver)
+                          cache_dir=cache_dir, driver=driver, doc=doc)
 
 
 def gone(pid: int) -> bool:
@@ -92,18 +92,47 @@ def gone(pid: int) -> bool:
         time.sleep(0.05)
 
 
-def test_a_driver_gives_the_findings_of_a_plain_checkov_byte_for_byte(root, spy):
-    driver = gate.CheckovDriver.start(str(CHECKOV), cwd=root)  # imports checkov while the plain one runs
+@pytest.fixture(scope="module")
+def plain(root):
+    """A driver started, then the plain scan (caching its findings) while the driver imports checkov."""
+    driver = gate.CheckovDriver.start(str(CHECKOV), cwd=root)
+    rec = Spy()
+    previous = runner.set_runner(rec)
+    try:
+        result = scan(root, cache_dir=root / "cache")
+    finally:
+        runner.set_runner(previous)
+    assert [c for c in rec.calls if "-f" in c], "the plain scan ran checkov itself"
+    yield result, driver
+    if driver is not None:
+        driver.stop()
+
+
+def test_a_driver_gives_the_findings_of_a_plain_checkov_byte_for_byte(root, plain, spy):
+    plain, driver = plain
     assert driver is not None
-    plain = scan(root)
-    assert [c for c in spy.calls if "-f" in c], "the plain scan ran checkov itself"
-    spy.calls.clear()
     warm = scan(root, driver)
     assert spy.calls == []  # the driver judged it: no plain checkov ran
     assert gone(driver.pid)
     assert json.dumps(warm.as_dict(), sort_keys=True) == json.dumps(plain.as_dict(), sort_keys=True)
     assert gate.junit_xml([warm]) == gate.junit_xml([plain])
     assert not plain.passed and plain.unknown_key and {f.status for f in plain.findings} >= {"failed", "waived"}
+
+
+@pytest.mark.parametrize("spy", [{"stop": True}], indirect=True)
+@pytest.mark.parametrize("case", ["cache hit", "no resources"])
+def test_a_gate_that_needs_no_scan_stops_the_driver_without_waiting_for_it(root, plain, spy, case):
+    driver = gate.CheckovDriver.start(str(CHECKOV), cwd=root)
+    assert driver is not None
+    started = time.monotonic()
+    if case == "cache hit":
+        result = scan(root, driver, cache_dir=root / "cache")
+        assert result.cached
+    else:
+        result = scan(root, driver, doc={"format_version": "1.2", "planned_values": {"root_module": {}}})
+        assert result.passed and "(no resources: not scanned)" in result.targets
+    assert gone(driver.pid) and time.monotonic() - started < 4  # stopped while importing: not waited for
+    assert spy.calls == []
 
 
 @pytest.mark.parametrize("spy", [{"stop": True}], indirect=True)
