@@ -199,3 +199,27 @@ def test_no_driver_outlives_a_plan_that_fails_in_terraform_or_is_interrupted(pro
     assert len(started) == 1 and started[0] is not None
     assert gone(started[0].pid)  # stopped with its group before deployctl returned
     assert not (project / ".deployctl" / env / "plan" / "bundle.json").exists()
+
+
+def test_checkov_starts_early_only_when_the_plan_may_differ(project, monkeypatch):
+    from deployctl.config import load_env
+    from deployctl.infra import plan as plan_mod
+
+    cfg = load_env("dev", project)
+    assert not pipeline._plan_may_differ(cfg)  # the fixture roots use no AWS: nothing worth judging
+    monkeypatch.setattr(pipeline, "uses_aws", lambda env_dir: True)
+    bundle = plan_mod.Bundle.for_env(cfg)
+    bundle.reset()
+    assert pipeline._plan_may_differ(cfg)  # no previous plan
+    bundle.write_json(plan_mod.FINGERPRINT_JSON, plan_mod.fingerprint_inputs(cfg, "terraform 1.0.3"))
+    assert not pipeline._plan_may_differ(cfg)  # nothing changed since: its verdict is likely cached
+    main_tf = cfg.env_dir / "main.tf"
+    original = main_tf.read_bytes()
+    main_tf.write_bytes(original + b"\n# one line\n")
+    try:
+        assert pipeline._plan_may_differ(cfg)  # an HCL change
+    finally:
+        main_tf.write_bytes(original)
+    assert not pipeline._plan_may_differ(cfg)
+    bundle.write_json(plan_mod.APPLIED_JSON, {"status": "applied"})
+    assert pipeline._plan_may_differ(cfg)  # applied: the state moved
