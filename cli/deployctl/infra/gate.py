@@ -22,6 +22,7 @@ to them on every run, so a hit gives the same findings as a scan.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import hashlib
@@ -29,13 +30,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deployctl import runner
-from deployctl.errors import ConfigError, OperationFailed, ToolMissing
+from deployctl.errors import ConfigError, Interrupted, OperationFailed, ToolMissing
 from deployctl.infra.gatecache import GateCache
 from deployctl.infra.render import BACKEND_FILE, TFVARS_FILE
 from deployctl.tools import CHECKOV_INSTALL
@@ -238,16 +240,125 @@ def evaluate(kind: str, targets: list[str], failed: list[Finding], skipped: list
 # -- running checkov ------------------------------------------------------------------------
 
 
+# every checkov run: offline, JSON on stdout, and the environment it runs in
+_CHECKOV_OPTIONS = ["--skip-download", "-o", "json", "--compact"]
+_CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+CHECKOV_TIMEOUT_S = 900
+
+
 def _checkov(binary: str, args: list[str], cwd: Path) -> list[dict]:
     if runner.get_runner().which(binary) is None:
         raise ToolMissing(f"checkov was not found ('{binary}')", hint=CHECKOV_INSTALL)
-    res = runner.run([binary, *args, "--skip-download", "-o", "json", "--compact"], cwd=cwd,
-                     env={"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}, timeout=900)
+    res = runner.run([binary, *args, *_CHECKOV_OPTIONS], cwd=cwd, env=_CHECKOV_ENV, timeout=CHECKOV_TIMEOUT_S)
     # checkov exits 1 when a check failed; anything else without JSON is a crash
-    if res.returncode not in (0, 1) or not res.stdout.strip().startswith(("{", "[")):
+    if res.returncode not in (0, 1) or not _is_report(res.stdout):
         tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
         raise OperationFailed(f"checkov did not run (exit {res.returncode}): {tail[:300]}", hint="run with --debug, or check the checkov install")
     return parse_checkov_output(res.stdout)
+
+
+def _is_report(stdout: str) -> bool:
+    return stdout.strip().startswith(("{", "["))
+
+
+DRIVER = Path(__file__).with_name("checkov_driver.py")
+
+
+class CheckovDriver:
+    """checkov started before its job is known, so its start-up (importing itself and its check
+    registries: most of a plan scan's time) overlaps terraform.
+
+    :meth:`start` runs :mod:`deployctl.infra.checkov_driver` with the Python of checkov's console
+    script (its shebang), in the directory and environment of a plain run; :meth:`scan` hands it
+    one job and returns checkov's reports, or None whenever the driver could not give them (it
+    died, printed nothing, or no report): the caller then runs checkov plainly, so a driver never
+    changes a verdict, only when it is ready. :meth:`stop` ends it and every process it forked; it
+    is safe to call at any time, twice, and after :meth:`scan`.
+    """
+
+    STOP_GRACE_S = 5.0
+
+    def __init__(self, proc, out, err, name: str):
+        self._proc, self._out, self._err, self._name = proc, out, err, name
+        self._used = self._stopped = False
+
+    @classmethod
+    def start(cls, binary: str, *, cwd: Path) -> CheckovDriver | None:
+        """The driver for ``binary`` started, or None when ``binary`` is not checkov's own Python
+        console script (a wrapper, a packaged binary, missing) or could not be started."""
+        import subprocess
+
+        path = runner.get_runner().which(binary)
+        python = _console_python(Path(path)) if path else None
+        if python is None or not os.access(python, os.X_OK):
+            return None
+        env = dict(os.environ) | runner.get_runner().extra_env | _CHECKOV_ENV
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # unnamed: nothing else reads them
+        try:
+            proc = runner.spawn([python, str(DRIVER), path], env=env, cwd=cwd, stdin=subprocess.PIPE,
+                                stdout=out, stderr=err)
+        except (OperationFailed, ToolMissing):
+            out.close()
+            err.close()
+            return None
+        return cls(proc, out, err, Path(binary).name)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def scan(self, args: list[str]) -> list[dict] | None:
+        """checkov's reports for ``args`` (as :func:`_checkov` gives them), or None: run checkov plainly."""
+        import subprocess
+
+        if self._used:
+            return None
+        self._used = True
+        try:
+            self._proc.stdin.write((json.dumps([*args, *_CHECKOV_OPTIONS]) + "\n").encode())
+            self._proc.stdin.close()
+        except OSError:  # it already died
+            self.stop()
+            return None
+        try:
+            code = self._proc.wait(timeout=CHECKOV_TIMEOUT_S)
+        except KeyboardInterrupt:
+            # as runner.run does for a plain checkov: the tool ends, then we stop
+            self.stop()
+            raise Interrupted(f"interrupted; {self._name} was stopped and has exited",
+                              hint="nothing beyond what it reported was done") from None
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise OperationFailed(f"{self._name} did not finish within {CHECKOV_TIMEOUT_S:.0f}s") from None
+        self._out.seek(0)
+        stdout = self._out.read().decode("utf-8", "replace")
+        self.stop()  # its forked workers, and the files
+        if code not in (0, 1) or not _is_report(stdout):
+            return None  # a crash is reported by the plain run, exactly as without a driver
+        try:
+            return parse_checkov_output(stdout)
+        except OperationFailed:
+            return None
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self._stopped:
+            return  # once: its process group id may belong to someone else by now
+        self._stopped = True
+        proc = self._proc
+        if proc.poll() is None:
+            runner._signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        runner._signal_group(proc, signal.SIGKILL)  # whatever of its group is left (forked workers)
+        proc.wait()
+        for fh in (proc.stdin, self._out, self._err):
+            if fh is not None and not fh.closed:
+                with contextlib.suppress(OSError):
+                    fh.close()
 
 
 # -- what checkov reads, and the digests the cache keys on ---------------------------------------
@@ -325,11 +436,8 @@ def _installed_checkov(script: Path) -> str | None:
     lines = text.splitlines()
     if len(lines) < 2 or not lines[0].startswith("#!") or "from checkov.main import" not in text:
         return None
-    interp = (lines[0][2:].split() or [""])[0]
-    trampoline = _TRAMPOLINE.match(lines[1])
-    if Path(interp).name in {"sh", "bash"} and trampoline:
-        interp = trampoline.group(1)
-    if not Path(interp).name.startswith("python"):
+    interp = _shebang_python(lines)
+    if interp is None:
         return None
     dists = list(Path(interp).parent.parent.glob("lib/python3*/site-packages/checkov-*.dist-info"))
     if len(dists) != 1:
@@ -341,6 +449,34 @@ def _installed_checkov(script: Path) -> str | None:
         return None
     version = next((line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Version:")), "")
     return f"checkov {version} (installed files: RECORD sha256 {record})" if version else None
+
+
+def _shebang_python(lines: list[str]) -> str | None:
+    interp = (lines[0][2:].split() or [""])[0]
+    trampoline = _TRAMPOLINE.match(lines[1])
+    if Path(interp).name in {"sh", "bash"} and trampoline:
+        interp = trampoline.group(1)
+    return interp if Path(interp).name.startswith("python") else None
+
+
+# the body of checkov's console script (checkov 3): what checkov_driver.py does in its place
+_CONSOLE_SCRIPT = ("from checkov.main import Checkov", "sys.exit(Checkov().run())")
+
+
+def _console_python(script: Path) -> str | None:
+    """The Python of checkov's own console script ``script``, or None on any doubt (not that
+    script, a shebang with options, a wrapper): then only the script itself runs checkov."""
+    try:
+        with open(script, "rb") as fh:
+            text = fh.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    lines = text.splitlines()
+    if len(lines) < 2 or not lines[0].startswith("#!") or not all(part in text for part in _CONSOLE_SCRIPT):
+        return None
+    if len(lines[0][2:].split()) != 1 and not _TRAMPOLINE.match(lines[1]):
+        return None  # `#!python -X ...`: options the driver would not have
+    return _shebang_python(lines)
 
 
 def checkov_identity(binary: str) -> str:
@@ -528,7 +664,8 @@ def locate_plan_findings(findings: list[Finding], doc: dict, env_dir: Path, root
 
 
 def scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | None = None,
-              source_dir: Path | None = None, doc: dict | None = None, cache_dir: Path | None = None) -> GateResult:
+              source_dir: Path | None = None, doc: dict | None = None, cache_dir: Path | None = None,
+              driver: CheckovDriver | None = None) -> GateResult:
     """checkov on ``terraform show -json`` output, enriched from our Terraform (so inline skips apply).
 
     ``doc``: that JSON already parsed (it is read from ``plan_json`` otherwise); checkov reads the file.
@@ -536,11 +673,23 @@ def scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | N
     the block that declares each resource instead of the plan JSON.
     ``cache_dir``: where verdicts may be cached (:mod:`deployctl.infra.gatecache`); None: checkov runs.
     ``result.cached`` says whether checkov's findings came from there.
+    ``driver``: checkov already started for ``checkov`` (:class:`CheckovDriver`): a miss hands it the
+    scan (falling back to a plain run), anything else stops it; it is stopped on return either way.
 
     When the plan creates or replaces a KMS key, the encryption checks that failed
     on resources whose key ARN is therefore unknown are explained (``unknown_key``,
     and each finding's ``reason``); they still fail the gate.
     """
+    try:
+        return _scan_plan(root, plan_json, checkov=checkov, gate=gate, source_dir=source_dir, doc=doc,
+                          cache_dir=cache_dir, driver=driver)
+    finally:
+        if driver is not None:
+            driver.stop()  # a hit, no resources, an error: nothing waits for it
+
+
+def _scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | None, source_dir: Path | None,
+               doc: dict | None, cache_dir: Path | None, driver: CheckovDriver | None) -> GateResult:
     gate = gate or load_gate(root)
     if doc is None:
         doc = json.loads(plan_json.read_text(encoding="utf-8"))
@@ -562,7 +711,9 @@ def scan_plan(root: Path, plan_json: Path, *, checkov: str, gate: GateConfig | N
     else:
         args = ["-f", str(plan_json), "--framework", "terraform_plan",
                 "--repo-root-for-plan-enrichment", str(enrichment_root(root))]
-        docs = _checkov(checkov, args, cwd=root)
+        docs = driver.scan(args) if driver is not None else None
+        if docs is None:
+            docs = _checkov(checkov, args, cwd=root)
         failed, skipped = collect(docs, root)
         if source_dir is not None:
             locate_plan_findings(failed + skipped, located_doc, source_dir, root)

@@ -114,16 +114,16 @@ class PlanOutcome:
 
 
 def gate_plan(settings: Settings, cfg: EnvConfig, plan_json: Path, doc: dict, *,
-              use_cache: bool) -> gate_mod.GateResult:
+              use_cache: bool, driver: gate_mod.CheckovDriver | None = None) -> gate_mod.GateResult:
     """The plan gate: checkov on a plan's JSON (``doc``, already parsed; checkov reads ``plan_json``)
     with the repository's own ``policy/gate.toml``.
 
     The one place both ``plan`` and ``apply`` judge a plan. ``use_cache``: the verdict may come from
     the env's gate cache (``plan``); apply passes False and always runs checkov (docs/security.md,
-    "The gate verdict cache")."""
+    "The gate verdict cache"). ``driver``: checkov started ahead for this scan (stopped on return)."""
     return gate_mod.scan_plan(cfg.root, plan_json, checkov=settings.checkov(cfg), gate=gate_mod.load_gate(cfg.root),
                               source_dir=cfg.env_dir, doc=doc,
-                              cache_dir=cfg.work_dir / "cache" if use_cache else None)
+                              cache_dir=cfg.work_dir / "cache" if use_cache else None, driver=driver)
 
 
 def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = False,
@@ -136,7 +136,34 @@ def run_plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool = F
         raise ConfigError("--foundation and a destroy plan cannot be combined", hint="destroy plans the whole env")
     expected = planfile_mod.load_expected(expect) if expect is not None else None
     with envlock.hold(cfg.work_dir, "destroy" if destroy else "plan", env=cfg.name, ui=ui):
-        return _plan(settings, cfg, ui, foundation=foundation, destroy=destroy, expected=expected, expect=expect)
+        # checkov for the plan gate imports itself while terraform plans (most of its time); it
+        # gets the scan only if the gate's cache misses, and never outlives this call
+        driver = gate_mod.CheckovDriver.start(settings.checkov(cfg), cwd=cfg.root) if _plan_may_differ(cfg) else None
+        try:
+            return _plan(settings, cfg, ui, foundation=foundation, destroy=destroy, expected=expected, expect=expect,
+                         driver=driver)
+        finally:
+            if driver is not None:
+                driver.stop()
+
+
+def _plan_may_differ(cfg: EnvConfig) -> bool:
+    """Whether the plan gate will likely miss its cache: no previous plan, it was applied (the state
+    moved), or any of its inputs changed since (a prediction only: it decides whether checkov
+    starts early, never a verdict). An unchanged env skips the early start, which would take CPU
+    from terraform for nothing. So does a root without the AWS provider (the provider-free roots of
+    the tests): it plans nothing this project's checks judge."""
+    if not uses_aws(cfg.env_dir):
+        return False
+    bundle = plan_mod.Bundle.for_env(cfg)
+    if bundle.path(plan_mod.APPLIED_JSON).exists():
+        return True
+    try:
+        previous = json.loads(bundle.path(plan_mod.FINGERPRINT_JSON).read_text(encoding="utf-8"))
+        version = previous["terraform-version"]
+        return plan_mod.fingerprint_inputs(cfg, version) != previous
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
 
 
 INIT_RECORD = "terraform-init.json"
@@ -164,7 +191,7 @@ def _source_failed(source: gate_mod.GateResult) -> PolicyFailed:
 
 
 def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destroy: bool,
-          expected: list | None, expect: Path | None) -> PlanOutcome:
+          expected: list | None, expect: Path | None, driver: gate_mod.CheckovDriver | None = None) -> PlanOutcome:
     tf = Terraform(cfg, settings, ui)
     bundle = plan_mod.Bundle.for_env(cfg)
     bundle.reset()
@@ -223,7 +250,7 @@ def _plan(settings: Settings, cfg: EnvConfig, ui: UI, *, foundation: bool, destr
     outputs = planned_outputs(doc) if not summary["has_changes"] else {}
 
     ui.step("checkov on the plan JSON")
-    plan_gate = gate_plan(settings, cfg, bundle.path(plan_mod.PLAN_JSON), doc, use_cache=True)
+    plan_gate = gate_plan(settings, cfg, bundle.path(plan_mod.PLAN_JSON), doc, use_cache=True, driver=driver)
     del doc  # secret: never kept around, never printed
     bundle.write_json(plan_mod.POLICY_JSON, {"source": source.as_dict(), "plan": plan_gate.as_dict()})
     bundle.path(plan_mod.POLICY_JUNIT).write_text(gate_mod.junit_xml([source, plan_gate]), encoding="utf-8")
