@@ -123,6 +123,32 @@ def test_a_plan_that_differs_only_in_its_timestamp_is_a_hit(first, spy):
     assert hit.cached and spy.scans == [] and comparable(hit) == comparable(miss)
 
 
+RELEVANT = [{"resource": f"module.functions[\"f{i}\"].aws_lambda_alias.this[\"live\"]", "attribute": ["invoke_arn"]}
+            for i in range(6)] + [{"resource": "module.app_config.data.aws_caller_identity.current",
+                                   "attribute": ["account_id"]}]
+
+
+def test_relevant_attributes_are_a_set_their_order_is_no_other_plan_but_their_content_is(first):
+    """terraform writes relevant_attributes in map order: two plans of one deployed stack never list
+    them alike (tests/e2e/test_deploy_path.py shows the hit on the real stack); a different entry
+    is a different plan."""
+    root, _, _ = first
+    gate_cfg = gate.load_gate(root)
+
+    def digest(relevant):
+        return gate.plan_digest(root, plan_doc() | {"relevant_attributes": relevant}, ".deployctl/dev/plan/plan.json",
+                                root / "terraform" / "envs" / "dev", gate_cfg, "checkov 3.3.30")
+
+    base = digest(RELEVANT)
+    assert digest(list(reversed(RELEVANT))) == base
+    assert digest(RELEVANT[3:] + RELEVANT[:3]) == base
+    other = [dict(r) for r in RELEVANT]
+    other[2]["attribute"] = ["function_name"]
+    assert digest(other) != base
+    assert digest(RELEVANT[:-1]) != base and digest(RELEVANT + RELEVANT[:1]) != base
+    assert digest([]) != base
+
+
 def _edit(path, text):
     original = path.read_bytes()
     path.write_text(text)

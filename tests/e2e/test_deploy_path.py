@@ -299,6 +299,12 @@ def test_plan_after_apply_changes_nothing(deployctl):
     plan = _plan_json(deployctl)
     assert _changes(plan) == []
     assert not res.result["summary"]["has_changes"]
+    # planned again: the same plan of the real stack (terraform lists relevant_attributes in another
+    # order each time), so the plan gate's verdict comes from the cache, with the same findings
+    again = deployctl("plan", "--env", "dev")
+    policy = json.loads((deployctl.root / ".deployctl/dev/plan/policy.json").read_text(encoding="utf-8"))
+    assert policy["plan"]["cached"] is True, again.stderr
+    assert again.result["summary"] == res.result["summary"] and again.result["gates"] == res.result["gates"]
 
 
 def test_drift_finds_memory_and_pitr_changed_by_hand_and_nothing_else(deployctl):

@@ -504,6 +504,24 @@ def source_digest(files: dict[str, bytes], targets: list[str], checkov_id: str) 
 # top-level fields of `terraform show -json` that differ between two plans of the same state and
 # configuration (two no-change plans of one root differ in "timestamp" only, terraform 1.11)
 VOLATILE_PLAN_FIELDS = frozenset({"timestamp"})
+# top-level lists that are sets: terraform writes them in map iteration order, which differs from
+# one plan of the same state and configuration to the next (the deployed dev stack's 30-odd
+# "relevant_attributes" entries never came out twice in the same order). Sorted for the digest,
+# never dropped: another entry is another plan. (checkov does not read them.)
+UNORDERED_PLAN_LISTS = frozenset({"relevant_attributes"})
+
+
+def stable_plan(doc: dict) -> dict:
+    """The plan JSON as the verdict cache keys it: without :data:`VOLATILE_PLAN_FIELDS`, with each of
+    :data:`UNORDERED_PLAN_LISTS` in a canonical order."""
+    out = {}
+    for key, value in doc.items():
+        if key in VOLATILE_PLAN_FIELDS:
+            continue
+        if key in UNORDERED_PLAN_LISTS and isinstance(value, list):
+            value = sorted(value, key=_canonical)
+        out[key] = value
+    return out
 
 
 def plan_digest(root: Path, doc: dict, target: str, source_dir: Path | None, gate: GateConfig,
@@ -514,7 +532,7 @@ def plan_digest(root: Path, doc: dict, target: str, source_dir: Path | None, gat
     h = hashlib.sha256(f"deployctl-gate-cache-plan-{CACHE_VERSION}\0{checkov_id}\0".encode())
     h.update(_canonical({"target": target, "source_dir": _rel(str(source_dir), root) if source_dir else None,
                          "policy": [str(gate.path) if gate.path else None, gate.text]}))
-    h.update(hashlib.sha256(_canonical({k: v for k, v in doc.items() if k not in VOLATILE_PLAN_FIELDS})).digest())
+    h.update(hashlib.sha256(_canonical(stable_plan(doc))).digest())
     _digest_files(h, {name: p.read_bytes() for name, p in terraform_files(enrichment_root(root), root).items()})
     if source_dir is not None:
         located = {}
