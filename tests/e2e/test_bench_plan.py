@@ -44,6 +44,7 @@ def test_bench_plan_deploys_to_moto_measures_and_tears_down_on_a_tiny_input(tmp_
         assert re.search(rf" \d+\.\d\dx +<= {target}x +(met|missed by \d+\.\d\dx)$", rows[row]), proc.stdout
     assert "1 functions, 1 tables" in proc.stdout, proc.stdout
     assert "where deployctl plan (nothing changed) spends" in proc.stdout, proc.stdout
+    assert "where deployctl plan (one-line HCL change) spends" in proc.stdout, proc.stdout
     assert "note:" not in proc.stdout, proc.stdout  # nothing-changed plans had no changes, the HCL change one update
     # torn down: the temp dir is gone and the moto server no longer answers
     tmp = re.search(r"temp dir (\S+)", proc.stderr).group(1)
