@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from deployctl import runner
 from deployctl.errors import DeployctlError, ToolMissing
@@ -65,11 +67,83 @@ def terraform_version(binary: str, minimum: str | None = None) -> ToolVersion:
     return ToolVersion(name=name, path=path, version=version)
 
 
+_TRAMPOLINE = re.compile(r"""^'''exec' "?([^"\s]+)"?""")  # pip's console script form for a long shebang
+# the body of checkov's console script (checkov 3)
+CHECKOV_CONSOLE_SCRIPT = ("from checkov.main import Checkov", "sys.exit(Checkov().run())")
+
+
+@dataclass(frozen=True)
+class CheckovInstall:
+    """checkov behind its own Python console script: that script's Python and the installed
+    distribution's version and RECORD digest (``checkov-*.dist-info``), read without starting it."""
+    python: str
+    version: str
+    record_sha256: str
+    plain_shebang: bool  # `#!/path/python` alone (no interpreter options), or pip's trampoline
+
+
+def _shebang_python(lines: list[str]) -> str | None:
+    interp = (lines[0][2:].split() or [""])[0]
+    trampoline = _TRAMPOLINE.match(lines[1])
+    if Path(interp).name in {"sh", "bash"} and trampoline:
+        interp = trampoline.group(1)
+    return interp if Path(interp).name.startswith("python") else None
+
+
+def checkov_console_python(script: Path) -> tuple[str, bool] | None:
+    """The Python named by checkov's console script ``script`` and whether the script is exactly
+    checkov's own (no interpreter options, checkov's entry point); None when it is not a Python
+    script importing checkov.main (a wrapper, a packaged binary, unreadable)."""
+    try:
+        with open(script, "rb") as fh:
+            text = fh.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    lines = text.splitlines()
+    if len(lines) < 2 or not lines[0].startswith("#!") or CHECKOV_CONSOLE_SCRIPT[0] not in text:
+        return None
+    python = _shebang_python(lines)
+    if python is None:
+        return None
+    plain = len(lines[0][2:].split()) == 1 or bool(_TRAMPOLINE.match(lines[1]))
+    return python, plain and all(part in text for part in CHECKOV_CONSOLE_SCRIPT)
+
+
+def checkov_install(script: Path) -> CheckovInstall | None:
+    """What :class:`CheckovInstall` says of ``script``, or None on any doubt (a wrapper, a packaged
+    binary, no single dist-info): then only running the script tells."""
+    console = checkov_console_python(script)
+    if console is None:
+        return None
+    python, plain = console
+    dists = list(Path(python).parent.parent.glob("lib/python3*/site-packages/checkov-*.dist-info"))
+    if len(dists) != 1:
+        return None
+    try:
+        meta = (dists[0] / "METADATA").read_text(encoding="utf-8", errors="replace")
+        record = hashlib.sha256((dists[0] / "RECORD").read_bytes()).hexdigest()
+    except OSError:
+        return None
+    version = next((line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Version:")), "")
+    return CheckovInstall(python, version, record, plain) if version else None
+
+
+# what doctor asks checkov's own Python instead of `checkov --version` (which imports every runner
+# and check registry, about 5 s of CPU): that it starts and imports the installed package's version
+_CHECKOV_PROBE = "import checkov.version, sys; sys.stdout.write(checkov.version.version)"
+
+
 def checkov_version(binary: str) -> ToolVersion:
     path = runner.get_runner().which(binary)
     if path is None:
         raise ToolMissing(f"checkov was not found ('{binary}')", hint=CHECKOV_INSTALL)
-    res = runner.run([binary, "--version"], timeout=120)
+    installed = checkov_install(Path(path))
+    if installed is not None:
+        probe = runner.run([installed.python, "-c", _CHECKOV_PROBE], timeout=60)
+        if probe.ok and probe.stdout.strip() == installed.version:
+            return ToolVersion(name="checkov", path=path, version=installed.version)
+    # not checkov's own console script, or its Python disagrees: ask it (the error, if any, is its own)
+    res = runner.run([binary, "--version"], env={"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}, timeout=120)
     version = res.stdout.strip().splitlines()[-1] if res.ok and res.stdout.strip() else ""
     if not version:
         raise ToolMissing(f"'{binary}' did not report a version: {res.stderr.strip()[:200]}", hint=CHECKOV_INSTALL)

@@ -36,7 +36,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from deployctl import runner
+from deployctl import runner, tools
 from deployctl.errors import ConfigError, Interrupted, OperationFailed, ToolMissing
 from deployctl.infra.gatecache import GateCache
 from deployctl.infra.render import BACKEND_FILE, TFVARS_FILE
@@ -242,7 +242,8 @@ def evaluate(kind: str, targets: list[str], failed: list[Finding], skipped: list
 
 # every checkov run: offline, JSON on stdout, and the environment it runs in
 _CHECKOV_OPTIONS = ["--skip-download", "-o", "json", "--compact"]
-_CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+# (CKV_SKIP_PACKAGE_UPDATE_CHECK: checkov would otherwise ask PyPI for a newer release on import)
+_CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
 CHECKOV_TIMEOUT_S = 900
 
 
@@ -416,67 +417,27 @@ def _identity(real: str, binary: str, stamp: tuple) -> str:
     if installed:
         return f"{installed} at {real}"
     # not a Python install we can read (a wrapper, a packaged binary): ask it
-    res = runner.run([binary, "--version"], env={"BC_SKIP_MAPPING": "TRUE"}, timeout=300)
+    res = runner.run([binary, "--version"], env={"BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
+                     timeout=300)
     with open(real, "rb") as fh:
         content = hashlib.sha256(fh.read()).hexdigest()
     return f"checkov --version: {res.stdout.strip()[:200]} (exit {res.returncode}) at {real} sha256 {content}"
 
 
-_TRAMPOLINE = re.compile(r"""^'''exec' "?([^"\s]+)"?""")  # pip's console script form for a long shebang
-
-
 def _installed_checkov(script: Path) -> str | None:
     """The version and install record of checkov behind a Python console script (its shebang's
     environment, ``checkov-*.dist-info``): what ``checkov --version`` reports, without starting it."""
-    try:
-        with open(script, "rb") as fh:
-            text = fh.read(4096).decode("utf-8", "replace")
-    except OSError:
+    installed = tools.checkov_install(script)
+    if installed is None:
         return None
-    lines = text.splitlines()
-    if len(lines) < 2 or not lines[0].startswith("#!") or "from checkov.main import" not in text:
-        return None
-    interp = _shebang_python(lines)
-    if interp is None:
-        return None
-    dists = list(Path(interp).parent.parent.glob("lib/python3*/site-packages/checkov-*.dist-info"))
-    if len(dists) != 1:
-        return None
-    try:
-        meta = (dists[0] / "METADATA").read_text(encoding="utf-8", errors="replace")
-        record = hashlib.sha256((dists[0] / "RECORD").read_bytes()).hexdigest()
-    except OSError:
-        return None
-    version = next((line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Version:")), "")
-    return f"checkov {version} (installed files: RECORD sha256 {record})" if version else None
-
-
-def _shebang_python(lines: list[str]) -> str | None:
-    interp = (lines[0][2:].split() or [""])[0]
-    trampoline = _TRAMPOLINE.match(lines[1])
-    if Path(interp).name in {"sh", "bash"} and trampoline:
-        interp = trampoline.group(1)
-    return interp if Path(interp).name.startswith("python") else None
-
-
-# the body of checkov's console script (checkov 3): what checkov_driver.py does in its place
-_CONSOLE_SCRIPT = ("from checkov.main import Checkov", "sys.exit(Checkov().run())")
+    return f"checkov {installed.version} (installed files: RECORD sha256 {installed.record_sha256})"
 
 
 def _console_python(script: Path) -> str | None:
     """The Python of checkov's own console script ``script``, or None on any doubt (not that
     script, a shebang with options, a wrapper): then only the script itself runs checkov."""
-    try:
-        with open(script, "rb") as fh:
-            text = fh.read(4096).decode("utf-8", "replace")
-    except OSError:
-        return None
-    lines = text.splitlines()
-    if len(lines) < 2 or not lines[0].startswith("#!") or not all(part in text for part in _CONSOLE_SCRIPT):
-        return None
-    if len(lines[0][2:].split()) != 1 and not _TRAMPOLINE.match(lines[1]):
-        return None  # `#!python -X ...`: options the driver would not have
-    return _shebang_python(lines)
+    console = tools.checkov_console_python(script)
+    return console[0] if console is not None and console[1] else None
 
 
 def checkov_identity(binary: str) -> str:
