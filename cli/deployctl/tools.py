@@ -67,6 +67,10 @@ def terraform_version(binary: str, minimum: str | None = None) -> ToolVersion:
     return ToolVersion(name=name, path=path, version=version)
 
 
+# every checkov run's environment (the gate's scans, its identity, doctor): offline, no Prisma
+# mapping download, no SCA scan, and no PyPI request for a newer release on import
+CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+               "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
 _TRAMPOLINE = re.compile(r"""^'''exec' "?([^"\s]+)"?""")  # pip's console script form for a long shebang
 # the body of checkov's console script (checkov 3)
 CHECKOV_CONSOLE_SCRIPT = ("from checkov.main import Checkov", "sys.exit(Checkov().run())")
@@ -143,7 +147,7 @@ def checkov_version(binary: str) -> ToolVersion:
         if probe.ok and probe.stdout.strip() == installed.version:
             return ToolVersion(name="checkov", path=path, version=installed.version)
     # not checkov's own console script, or its Python disagrees: ask it (the error, if any, is its own)
-    res = runner.run([binary, "--version"], env={"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}, timeout=120)
+    res = runner.run([binary, "--version"], env=CHECKOV_ENV, timeout=120)
     version = res.stdout.strip().splitlines()[-1] if res.ok and res.stdout.strip() else ""
     if not version:
         raise ToolMissing(f"'{binary}' did not report a version: {res.stderr.strip()[:200]}", hint=CHECKOV_INSTALL)

@@ -240,17 +240,15 @@ def evaluate(kind: str, targets: list[str], failed: list[Finding], skipped: list
 # -- running checkov ------------------------------------------------------------------------
 
 
-# every checkov run: offline, JSON on stdout, and the environment it runs in
+# every checkov run: offline, JSON on stdout (its environment: tools.CHECKOV_ENV)
 _CHECKOV_OPTIONS = ["--skip-download", "-o", "json", "--compact"]
-# (CKV_SKIP_PACKAGE_UPDATE_CHECK: checkov would otherwise ask PyPI for a newer release on import)
-_CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
 CHECKOV_TIMEOUT_S = 900
 
 
 def _checkov(binary: str, args: list[str], cwd: Path) -> list[dict]:
     if runner.get_runner().which(binary) is None:
         raise ToolMissing(f"checkov was not found ('{binary}')", hint=CHECKOV_INSTALL)
-    res = runner.run([binary, *args, *_CHECKOV_OPTIONS], cwd=cwd, env=_CHECKOV_ENV, timeout=CHECKOV_TIMEOUT_S)
+    res = runner.run([binary, *args, *_CHECKOV_OPTIONS], cwd=cwd, env=tools.CHECKOV_ENV, timeout=CHECKOV_TIMEOUT_S)
     # checkov exits 1 when a check failed; anything else without JSON is a crash
     if res.returncode not in (0, 1) or not _is_report(res.stdout):
         tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
@@ -293,7 +291,7 @@ class CheckovDriver:
         python = _console_python(Path(path)) if path else None
         if python is None or not os.access(python, os.X_OK):
             return None
-        env = dict(os.environ) | runner.get_runner().extra_env | _CHECKOV_ENV
+        env = dict(os.environ) | runner.get_runner().extra_env | tools.CHECKOV_ENV
         out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # unnamed: nothing else reads them
         try:
             proc = runner.spawn([python, str(DRIVER), path], env=env, cwd=cwd, stdin=subprocess.PIPE,
@@ -417,8 +415,7 @@ def _identity(real: str, binary: str, stamp: tuple) -> str:
     if installed:
         return f"{installed} at {real}"
     # not a Python install we can read (a wrapper, a packaged binary): ask it
-    res = runner.run([binary, "--version"], env={"BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
-                     timeout=300)
+    res = runner.run([binary, "--version"], env=tools.CHECKOV_ENV, timeout=300)
     with open(real, "rb") as fh:
         content = hashlib.sha256(fh.read()).hexdigest()
     return f"checkov --version: {res.stdout.strip()[:200]} (exit {res.returncode}) at {real} sha256 {content}"
